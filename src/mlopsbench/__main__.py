@@ -1,0 +1,3 @@
+from mlopsbench.cli import app
+
+app()

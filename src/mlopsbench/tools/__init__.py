@@ -1,0 +1,1 @@
+"""One folder (or module) per MLOps tool. Tools never import each other; the registry loads them."""

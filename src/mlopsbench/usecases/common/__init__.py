@@ -1,0 +1,1 @@
+"""Pieces both use cases share: metrics, the quality gate, stage timing."""

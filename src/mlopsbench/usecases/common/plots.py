@@ -1,0 +1,89 @@
+"""Matplotlib figures every tool attaches to its runs (Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
+    plt = _pyplot()
+    cm = np.asarray(confusion)
+    size = max(3.5, 0.45 * len(labels) + 1.5)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if cm[i, j] > threshold else "black")
+    ax.set_title("Confusion matrix")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def training_curve_png(history: Sequence[dict[str, float]], path: Path) -> Path:
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        for split in ("train", "test"):
+            name = f"{split}_{key}"
+            if history and name in history[0]:
+                ax.plot(epochs, [h[name] for h in history], marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def tsne_png(
+    embeddings: np.ndarray, labels: np.ndarray, label_names: Sequence[str], path: Path,
+    seed: int = 42, max_points: int = 1000,
+) -> Path:
+    """2-D t-SNE of penultimate-layer embeddings, coloured by true class."""
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    n = len(labels)
+    if n > max_points:
+        keep = np.random.default_rng(seed).choice(n, max_points, replace=False)
+        embeddings, labels = embeddings[keep], labels[keep]
+    perplexity = float(min(30, max(2, (len(labels) - 1) // 3)))
+    points = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
+        np.asarray(embeddings, dtype=np.float32)
+    )
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=8)
+    handles, _ = scatter.legend_elements()
+    ax.legend(handles, [label_names[int(i)] for i in np.unique(labels)], fontsize=7, loc="best")
+    ax.set_title("t-SNE of penultimate-layer embeddings")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

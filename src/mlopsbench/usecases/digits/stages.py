@@ -1,0 +1,125 @@
+"""The digits pipeline as file-level stages: what each tool's step/task/component calls.
+
+Orchestrators run steps in separate processes, so stages hand over through files in a folder
+(``data.npz``, ``model/``, ``metrics.json``) and return small JSON-able dicts (paths, metrics):
+exactly what XCom, Metaflow artifacts or KFP outputs should carry. The plain runner calls the
+same functions in one process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlopsbench.result import write_json_atomic
+from mlopsbench.usecases.common.gate import check_gate
+from mlopsbench.usecases.digits.config import DigitsConfig
+
+DATA_FILE = "data.npz"
+MODEL_DIR = "model"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+EVALUATION_FILE = "evaluation.json"
+EMBEDDINGS_FILE = "embeddings.npz"
+CONFUSION_PNG = "confusion_matrix.png"
+CURVE_PNG = "training_curve.png"
+TSNE_PNG = "tsne.png"
+
+
+def prepare_data(cfg: DigitsConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Load the configured source and write it as ``data.npz``; return path + lineage."""
+    from mlopsbench.usecases.digits.data import load_digits_data
+
+    data = load_digits_data(cfg.data)
+    path = data.save(Path(out_dir) / DATA_FILE)
+    return {"data_path": str(path), **data.summary()}
+
+
+def train_model(
+    cfg: DigitsConfig, data_path: str | Path, out_dir: str | Path, show_progress: bool = False
+) -> dict[str, Any]:
+    """Train on ``data.npz``, save ``model/`` (safetensors) and ``history.json``."""
+    from mlopsbench.usecases.digits.data import DigitsData
+    from mlopsbench.usecases.digits.storage import save_model
+    from mlopsbench.usecases.digits.train import train
+
+    out_dir = Path(out_dir)
+    result = train(cfg, DigitsData.load(data_path), show_progress=show_progress)
+    model_dir = save_model(result.model, cfg.model, out_dir / MODEL_DIR)
+    history = result.history_dicts()
+    write_json_atomic(out_dir / HISTORY_FILE, history)
+    return {
+        "model_dir": str(model_dir),
+        "history_path": str(out_dir / HISTORY_FILE),
+        "history": history,
+        "train_seconds": result.seconds,
+        "precision": result.precision,
+        "device": result.device,
+    }
+
+
+def evaluate_model(
+    cfg: DigitsConfig,
+    data_path: str | Path,
+    model_dir: str | Path,
+    out_dir: str | Path,
+    plots: bool = True,
+    history_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score the saved model on the test split; write metrics, evaluation and plots."""
+    import numpy as np
+
+    from mlopsbench.usecases.digits.data import DigitsData
+    from mlopsbench.usecases.digits.evaluate import evaluate
+    from mlopsbench.usecases.digits.storage import load_model
+
+    out_dir = Path(out_dir)
+    evaluation = evaluate(load_model(model_dir), DigitsData.load(data_path))
+    metrics = evaluation.metrics()
+    gate = check_gate(evaluation.accuracy, cfg.threshold)
+    write_json_atomic(out_dir / METRICS_FILE, metrics)
+    write_json_atomic(out_dir / EVALUATION_FILE, evaluation.report.to_dict())
+    np.savez_compressed(
+        out_dir / EMBEDDINGS_FILE, embeddings=evaluation.embeddings, labels=evaluation.labels
+    )
+    artifacts = {
+        "metrics": str(out_dir / METRICS_FILE),
+        "evaluation": str(out_dir / EVALUATION_FILE),
+        "embeddings": str(out_dir / EMBEDDINGS_FILE),
+    }
+    if plots:
+        history = history_path or Path(model_dir).parent / HISTORY_FILE
+        artifacts.update(make_plots(out_dir, evaluation.report.to_dict(), history_path=history))
+    return {
+        "metrics": metrics,
+        "gate": gate.to_dict(),
+        "confusion": evaluation.report.confusion,
+        "artifacts": artifacts,
+    }
+
+
+def make_plots(
+    out_dir: str | Path, evaluation: dict[str, Any], history_path: str | Path | None
+) -> dict[str, str]:
+    """Confusion matrix, t-SNE of embeddings and (when a history exists) the training curve."""
+    import numpy as np
+
+    from mlopsbench.usecases.common.plots import confusion_matrix_png, training_curve_png, tsne_png
+
+    out_dir = Path(out_dir)
+    made = {
+        "confusion_matrix": str(
+            confusion_matrix_png(evaluation["confusion"], evaluation["labels"], out_dir / CONFUSION_PNG)
+        )
+    }
+    emb_path = out_dir / EMBEDDINGS_FILE
+    if emb_path.exists():
+        with np.load(emb_path) as emb:
+            made["tsne"] = str(
+                tsne_png(emb["embeddings"], emb["labels"], evaluation["labels"], out_dir / TSNE_PNG)
+            )
+    if history_path is not None and Path(history_path).exists():
+        history = json.loads(Path(history_path).read_text())
+        made["training_curve"] = str(training_curve_png(history, out_dir / CURVE_PNG))
+    return made
