@@ -40,7 +40,7 @@ TOOLS: dict[str, ToolSpec] = {
         "mlopsbench.tools.mlflow.runner",
         ("mlflow", "torch"),
         "MLflow tracking, model registry with a gated 'champion' alias",
-        ("tools/mlflow",),
+        ("tools/mlflow", "tracking.py"),  # the MLflow calls live in the shared helper
     ),
     "metaflow": ToolSpec(
         "metaflow",

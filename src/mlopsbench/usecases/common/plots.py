@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +18,9 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def confusion_matrix_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
+def confusion_matrix_png(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path
+) -> Path:
     plt = _pyplot()
     cm = np.asarray(confusion)
     size = max(3.5, 0.45 * len(labels) + 1.5)
@@ -30,8 +33,15 @@ def confusion_matrix_png(confusion: Sequence[Sequence[int]], labels: Sequence[st
     threshold = cm.max() / 2 if cm.size else 0
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if cm[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if cm[i, j] > threshold else "black",
+            )
     ax.set_title("Confusion matrix")
     fig.tight_layout()
     return _save(fig, path)
@@ -54,21 +64,21 @@ def training_curve_png(history: Sequence[dict[str, float]], path: Path) -> Path:
 
 
 def tsne_png(
-    embeddings: np.ndarray, labels: np.ndarray, label_names: Sequence[str], path: Path,
-    seed: int = 42, max_points: int = 1000,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    path: Path,
+    seed: int = 42,
+    max_points: int = 1000,
+    max_iter: int = 500,
 ) -> Path:
     """2-D t-SNE of penultimate-layer embeddings, coloured by true class."""
-    from sklearn.manifold import TSNE
-
     plt = _pyplot()
     n = len(labels)
     if n > max_points:
         keep = np.random.default_rng(seed).choice(n, max_points, replace=False)
         embeddings, labels = embeddings[keep], labels[keep]
-    perplexity = float(min(30, max(2, (len(labels) - 1) // 3)))
-    points = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
-        np.asarray(embeddings, dtype=np.float32)
-    )
+    points = _tsne_2d(np.asarray(embeddings, dtype=np.float32), seed, max_iter)
     fig, ax = plt.subplots(figsize=(5, 4.5))
     scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=8)
     handles, _ = scatter.legend_elements()
@@ -80,10 +90,37 @@ def tsne_png(
     return _save(fig, path)
 
 
-def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+def _tsne_2d(embeddings: np.ndarray, seed: int, max_iter: int) -> np.ndarray:
+    """t-SNE on one thread: its OpenMP loop slows ~10x when the cores are shared with others.
+
+    500 iterations (250 of them early exaggeration) are plenty for a picture; fewer than 5
+    points cannot be embedded, so they are shown by their first two coordinates.
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    n = embeddings.shape[0]
+    if n < 5:
+        flat = embeddings.reshape(n, -1)
+        return np.pad(flat, ((0, 0), (0, max(0, 2 - flat.shape[1]))))[:, :2]
+    perplexity = float(min(30, max(2, (n - 1) // 3)))
+    with threadpool_limits(limits=1):
+        tsne = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            random_state=seed,
+            init="pca",
+            max_iter=max(250, max_iter),
+        )
+        return np.asarray(tsne.fit_transform(embeddings))
+
+
+def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # atomic: no half-written PNG
+    fig.savefig(tmp, dpi=100)
+    tmp.replace(path)
     plt.close(fig)
     return path

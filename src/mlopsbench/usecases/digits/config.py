@@ -10,6 +10,7 @@ from mlopsbench.errors import ConfigError
 MODEL_NAMES = ("simple", "deep", "cnn")
 DATA_SOURCES = ("sklearn", "hf", "torchvision", "idx", "npz")
 PRECISIONS = ("fp32", "bf16", "auto")
+NUM_CLASSES_MIN_LIMIT = 10  # a stratified subset needs at least one image per digit
 
 # Aliases users may type, mapped to the canonical model names.
 _MODEL_ALIASES = {"simplenn": "simple", "deepnn": "deep", "cnnmodel": "cnn"}
@@ -29,7 +30,8 @@ class DigitsDataConfig:
     """Where the images come from and how they are split."""
 
     source: str = "sklearn"
-    path: str | None = None  # idx folder / npz file / torchvision root / HF cache dir
+    # idx folder / npz file / torchvision root / hf: a save_to_disk folder (or a cache folder)
+    path: str | None = None
     test_fraction: float = 0.2  # only for sources without a fixed test split (sklearn)
     split_seed: int = 42
     limit_train: int | None = None  # optional cap, for quick runs on full MNIST
@@ -43,6 +45,11 @@ class DigitsDataConfig:
             raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.source in ("idx", "npz") and not self.path:
             raise ConfigError(f"data source {self.source!r} needs a path (--data-path)")
+        if self.limit_train is not None and self.limit_train < NUM_CLASSES_MIN_LIMIT:
+            raise ConfigError(
+                f"limit_train must be >= {NUM_CLASSES_MIN_LIMIT} (one image per class), "
+                f"got {self.limit_train}"
+            )
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 Every source returns :class:`DigitsData`: uint8 images of shape (N, 28, 28) (MNIST's layout and
 scale, 0..255) and int64 labels, already split into train and test. Only numpy is imported at
 module level so that orchestration code (DAG parsing, component specs) stays light.
+
+Sources: ``sklearn`` (bundled 8x8 digits upscaled, offline default), ``hf`` (``ylecun/mnist`` from
+the hub/cache, or a local folder written with ``save_to_disk``), ``torchvision`` (optional extra),
+``idx`` (MNIST's distributed files, raw or gzipped) and ``npz`` (keras' ``mnist.npz`` layout).
+Every user-caused problem becomes a one-line DataError/ToolUnavailableError.
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +28,7 @@ from mlopsbench.usecases.digits.config import DigitsDataConfig
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
+HF_DATASET = "ylecun/mnist"
 
 # MNIST's distributed file names (optionally gzipped).
 IDX_FILES = {
@@ -40,21 +49,7 @@ class DigitsData:
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
-            images = getattr(self, f"{split}_images")
-            labels = getattr(self, f"{split}_labels")
-            if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-                raise DataError(
-                    f"{split} images must have shape (N, 28, 28), got {tuple(images.shape)}"
-                )
-            if images.dtype != np.uint8:
-                raise DataError(f"{split} images must be uint8 (0..255), got {images.dtype}")
-            if labels.shape != (images.shape[0],):
-                raise DataError(
-                    f"{split} labels shape {tuple(labels.shape)} does not match "
-                    f"{images.shape[0]} images"
-                )
-            if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-                raise DataError(f"{split} labels must be digits 0..9")
+            _check_split(split, getattr(self, f"{split}_images"), getattr(self, f"{split}_labels"))
 
     @property
     def digest(self) -> str:
@@ -73,7 +68,7 @@ class DigitsData:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write as a compressed .npz (the hand-over format between pipeline steps)."""
+        """Write as a compressed .npz (the hand-over format between pipeline steps), atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
@@ -93,9 +88,27 @@ class DigitsData:
         return _load_npz(Path(path))
 
 
+def _check_split(split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Validate one split; the messages name what is wrong so users can fix their files."""
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{split} images must have shape (N, 28, 28), got {tuple(images.shape)}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{split} images must be uint8 (0..255), got {images.dtype}")
+    if images.shape[0] == 0:
+        raise DataError(f"{split} split is empty (0 images)")
+    if labels.shape != (images.shape[0],):
+        raise DataError(
+            f"{split} labels shape {tuple(labels.shape)} does not match {images.shape[0]} images"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{split} labels must be integers, got {labels.dtype}")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise DataError(f"{split} labels must be digits 0..9")
+
+
 def load_digits_data(cfg: DigitsDataConfig) -> DigitsData:
     """Load the configured source. Raises DataError/ToolUnavailableError with a one-line message."""
-    loaders = {
+    loaders: dict[str, Callable[[DigitsDataConfig], DigitsData]] = {
         "sklearn": _load_sklearn,
         "hf": _load_hf,
         "torchvision": _load_torchvision,
@@ -108,24 +121,33 @@ def load_digits_data(cfg: DigitsDataConfig) -> DigitsData:
     return data
 
 
+def stratified_split(
+    images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int, source: str
+) -> DigitsData:
+    """Deterministic, class-stratified train/test split (for sources without a test split)."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            images, labels, test_size=test_fraction, stratify=labels, random_state=seed
+        )
+    except ValueError as exc:  # too few images per class for the requested split
+        raise DataError(f"cannot split {len(labels)} images into train/test: {exc}") from None
+    return DigitsData(x_tr, y_tr, x_te, y_te, source=source)
+
+
 # --- sklearn (default, offline) -------------------------------------------------------------
 
 
 def _load_sklearn(cfg: DigitsDataConfig) -> DigitsData:
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     images = upscale_to_mnist(bunch.images)
     labels = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        images,
-        labels,
-        test_size=cfg.test_fraction,
-        stratify=labels,
-        random_state=cfg.split_seed,
+    return stratified_split(
+        images, labels, cfg.test_fraction, cfg.split_seed, source="sklearn:load_digits"
     )
-    return DigitsData(x_tr, y_tr, x_te, y_te, source="sklearn:load_digits")
 
 
 def upscale_to_mnist(images_8x8: np.ndarray) -> np.ndarray:
@@ -148,26 +170,74 @@ def upscale_to_mnist(images_8x8: np.ndarray) -> np.ndarray:
 
 
 def _load_hf(cfg: DigitsDataConfig) -> DigitsData:
+    """``ylecun/mnist`` from the hub (or its cache), or a folder written by ``save_to_disk``.
+
+    With ``path``: a ``save_to_disk`` folder (DatasetDict with train/test, or one Dataset that
+    is split like sklearn's) is read offline; any other existing folder is used as the cache.
+    """
     try:
-        from datasets import load_dataset
+        import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
         raise ToolUnavailableError("the 'hf' source needs the 'datasets' package") from exc
+    folder = Path(cfg.path) if cfg.path else None
+    if folder is not None and not folder.is_dir():
+        raise DataError(f"Hugging Face dataset folder not found: {folder}")
+    if folder is not None and _is_saved_dataset(folder):
+        try:
+            ds = datasets.load_from_disk(str(folder))
+        except Exception as exc:  # arrow/JSON errors from a damaged folder
+            raise DataError(f"cannot read dataset saved in {folder}: {_one_line(exc)}") from None
+        return _hf_to_digits(ds, cfg, source=f"hf-disk:{folder}")
     try:
-        ds = load_dataset("ylecun/mnist", cache_dir=cfg.path)
+        ds = datasets.load_dataset(HF_DATASET, cache_dir=str(folder) if folder else None)
     except Exception as exc:  # hub errors are many and verbose: condense to one line
         raise DataError(
-            "could not load 'ylecun/mnist' from the Hugging Face hub or cache "
-            f"({type(exc).__name__}); offline, use --data sklearn, or --data idx/npz "
-            "--data-path <files>"
-        ) from exc
+            f"could not load {HF_DATASET!r} from the Hugging Face hub or cache "
+            f"({type(exc).__name__}; offline?); use --data sklearn, or --data hf --data-path "
+            "<folder saved with save_to_disk>, or --data idx/npz --data-path <files>"
+        ) from None
+    return _hf_to_digits(ds, cfg, source=f"hf:{HF_DATASET}")
 
-    def to_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
-        part = ds[split].with_format("numpy")
-        return part["image"].astype(np.uint8), part["label"].astype(np.int64)
 
-    x_tr, y_tr = to_arrays("train")
-    x_te, y_te = to_arrays("test")
-    return DigitsData(x_tr, y_tr, x_te, y_te, source="hf:ylecun/mnist")
+def _is_saved_dataset(folder: Path) -> bool:
+    """True for the layout ``save_to_disk`` writes (a DatasetDict or a single Dataset)."""
+    return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
+def _hf_to_digits(ds: Any, cfg: DigitsDataConfig, source: str) -> DigitsData:
+    splits = list(ds.keys()) if hasattr(ds, "keys") else None
+    if splits is None:  # one Dataset: no fixed test split
+        images, labels = _hf_arrays(ds, "dataset")
+        return stratified_split(images, labels, cfg.test_fraction, cfg.split_seed, source)
+    missing = {"train", "test"} - set(splits)
+    if missing:
+        raise DataError(
+            f"dataset lacks split(s) {', '.join(sorted(missing))} (has: {', '.join(splits)})"
+        )
+    x_tr, y_tr = _hf_arrays(ds["train"], "train")
+    x_te, y_te = _hf_arrays(ds["test"], "test")
+    return DigitsData(x_tr, y_tr, x_te, y_te, source=source)
+
+
+def _hf_arrays(split: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``image`` and ``label`` columns as numpy (PIL images are decoded by the format)."""
+    missing = {"image", "label"} - set(split.column_names)
+    if missing:
+        raise DataError(
+            f"{name} split needs columns 'image' and 'label' (has: {', '.join(split.column_names)})"
+        )
+    try:
+        table = split.with_format("numpy")[:]
+        images = np.asarray(table["image"])
+        labels = np.asarray(table["label"])
+    except Exception as exc:  # undecodable images, ragged shapes
+        raise DataError(f"cannot decode the {name} split's images: {_one_line(exc)}") from None
+    return as_uint8_images(images, name), labels.astype(np.int64, copy=False)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 # --- torchvision (optional extra) -----------------------------------------------------------
@@ -175,7 +245,7 @@ def _load_hf(cfg: DigitsDataConfig) -> DigitsData:
 
 def _load_torchvision(cfg: DigitsDataConfig) -> DigitsData:
     try:
-        from torchvision.datasets import MNIST  # type: ignore[import-not-found]
+        from torchvision.datasets import MNIST
     except Exception as exc:
         raise ToolUnavailableError(
             "the 'torchvision' source needs torchvision, which is an optional extra with no "
@@ -186,7 +256,9 @@ def _load_torchvision(cfg: DigitsDataConfig) -> DigitsData:
         train = MNIST(root, train=True, download=True)
         test = MNIST(root, train=False, download=True)
     except Exception as exc:
-        raise DataError(f"torchvision could not load MNIST under {root}: {exc}") from exc
+        raise DataError(
+            f"torchvision could not load MNIST under {root}: {_one_line(exc)}"
+        ) from None
     return DigitsData(
         train.data.numpy().astype(np.uint8),
         train.targets.numpy().astype(np.int64),
@@ -207,8 +279,8 @@ def read_idx(path: Path) -> np.ndarray:
             raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read IDX file {path}: {_one_line(exc)}") from None
     if len(raw) < 4:
         raise DataError(f"corrupt IDX file {path}: shorter than its 4-byte header")
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
@@ -239,7 +311,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def _find_idx(folder: Path, stem: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.exists():
+        if candidate.is_file():
             return candidate
     raise DataError(f"missing {stem}[.gz] in {folder}")
 
@@ -278,28 +350,53 @@ def _load_npz(path: Path) -> DigitsData:
             source = str(npz["source"]) if "source" in npz.files else f"npz:{path}"
     except DataError:
         raise
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError...
-        raise DataError(f"corrupt npz file {path}: {exc}") from None
-    if arrays["x_train"].dtype != np.uint8:
-        if arrays["x_train"].max(initial=0) <= 1.0:
-            raise DataError(f"npz images in {path} must be uint8 0..255, not floats in [0, 1]")
-        arrays = {k: (v.astype(np.uint8) if k.startswith("x") else v) for k, v in arrays.items()}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled arrays), OSError...
+        raise DataError(f"corrupt npz file {path}: {_one_line(exc)}") from None
     return DigitsData(
-        arrays["x_train"],
-        arrays["y_train"].astype(np.int64),
-        arrays["x_test"],
-        arrays["y_test"].astype(np.int64),
+        as_uint8_images(arrays["x_train"], "train"),
+        _as_int_labels(arrays["y_train"], "train"),
+        as_uint8_images(arrays["x_test"], "test"),
+        _as_int_labels(arrays["y_test"], "test"),
         source=source,
     )
+
+
+def as_uint8_images(images: np.ndarray, split: str) -> np.ndarray:
+    """Accept uint8, or numbers in 0..255 (rounded); refuse floats in [0, 1] (wrong scale)."""
+    if images.dtype == np.uint8:
+        return images
+    if not np.issubdtype(images.dtype, np.number) or np.issubdtype(
+        images.dtype, np.complexfloating
+    ):
+        raise DataError(f"{split} images must be uint8 0..255, got {images.dtype}")
+    if images.size == 0:
+        return images.astype(np.uint8)
+    lo, hi = float(images.min()), float(images.max())
+    if np.issubdtype(images.dtype, np.floating) and hi <= 1.0:
+        raise DataError(f"{split} images must be uint8 0..255, not floats in [0, 1]")
+    if lo < 0 or hi > 255:
+        raise DataError(f"{split} image values must lie in 0..255, got {lo:g}..{hi:g}")
+    return np.asarray(np.rint(images), dtype=np.uint8)
+
+
+def _as_int_labels(labels: np.ndarray, split: str) -> np.ndarray:
+    if np.issubdtype(labels.dtype, np.integer):
+        return labels.astype(np.int64, copy=False)
+    if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+        return labels.astype(np.int64)
+    raise DataError(f"{split} labels must be integer digits 0..9, got {labels.dtype}")
 
 
 def _stratified_limit(data: DigitsData, limit: int, seed: int) -> DigitsData:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(data.train_labels.shape[0])
-    keep, _ = train_test_split(
-        idx, train_size=limit, stratify=data.train_labels, random_state=seed
-    )
+    try:
+        keep, _ = train_test_split(
+            idx, train_size=limit, stratify=data.train_labels, random_state=seed
+        )
+    except ValueError as exc:
+        raise DataError(f"cannot keep {limit} stratified training images: {exc}") from None
     keep = np.sort(keep)
     return DigitsData(
         data.train_images[keep],

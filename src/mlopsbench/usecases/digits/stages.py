@@ -80,9 +80,9 @@ def evaluate_model(
     gate = check_gate(evaluation.accuracy, cfg.threshold)
     write_json_atomic(out_dir / METRICS_FILE, metrics)
     write_json_atomic(out_dir / EVALUATION_FILE, evaluation.report.to_dict())
-    np.savez_compressed(
-        out_dir / EMBEDDINGS_FILE, embeddings=evaluation.embeddings, labels=evaluation.labels
-    )
+    tmp = out_dir / f".{EMBEDDINGS_FILE}.tmp.npz"  # atomic, like every file a stage writes
+    np.savez_compressed(tmp, embeddings=evaluation.embeddings, labels=evaluation.labels)
+    tmp.replace(out_dir / EMBEDDINGS_FILE)
     artifacts = {
         "metrics": str(out_dir / METRICS_FILE),
         "evaluation": str(out_dir / EVALUATION_FILE),
@@ -110,7 +110,9 @@ def make_plots(
     out_dir = Path(out_dir)
     made = {
         "confusion_matrix": str(
-            confusion_matrix_png(evaluation["confusion"], evaluation["labels"], out_dir / CONFUSION_PNG)
+            confusion_matrix_png(
+                evaluation["confusion"], evaluation["labels"], out_dir / CONFUSION_PNG
+            )
         )
     }
     emb_path = out_dir / EMBEDDINGS_FILE

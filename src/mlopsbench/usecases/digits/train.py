@@ -1,8 +1,11 @@
 """A fast, deterministic training loop for the digit models.
 
 Why it is fast compared with the paper's loop: the whole dataset is one uint8 tensor, a batch
-is an index slice converted to float on the fly (no per-sample PIL/ToTensor), and the running
-loss stays on the device (no ``loss.item()`` sync per batch).
+is an index slice converted to float on the fly (no per-sample PIL/ToTensor), the running
+loss stays on the device (no ``loss.item()`` sync per batch), Adam is the fused kernel, and the
+CNN runs in channels_last layout (oneDNN's fast path on CPU, max-pooling most of all). With
+``precision="bf16"`` (or ``"auto"`` on a CPU with AMX) the CNN's convolutions and matmuls run in
+bfloat16 under autocast while the weights, optimizer state and loss stay fp32.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,18 +66,30 @@ def resolve_device(requested: str) -> torch.device:
 def cpu_supports_bf16() -> bool:
     """True when the CPU has native bf16 math (AMX or AVX512-BF16); else bf16 would be slow."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
+def resolve_precision(requested: str, device: torch.device, model: str | None = None) -> str:
+    """The precision to train in: ``auto`` picks bf16 only where it is faster.
+
+    On CPU only the CNN gains from bf16 (its convolutions hit AMX); the small MLPs get slower
+    (autocast's casts cost more than their tiny matmuls save), so ``auto`` keeps them in fp32.
+    """
     if requested != "auto":
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if model is not None and not uses_channels_last(model):
+        return "fp32"
     return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def uses_channels_last(model: str) -> bool:
+    """Convolutional models run in channels_last (NHWC): same math, oneDNN's faster kernels."""
+    return model == "cnn"
 
 
 def to_input(images_u8: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -133,13 +150,17 @@ def train(
 ) -> TrainOutput:
     """Train ``cfg.model`` on ``data`` with Adam + cross-entropy; deterministic for a seed."""
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    precision = resolve_precision(cfg.precision, device, cfg.model)
     generator = seed_everything(cfg.seed)
     model = build_model(cfg.model).to(device)
-    channels_last = precision == "bf16" and cfg.model == "cnn"
+    channels_last = uses_channels_last(cfg.model)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    # Fused Adam: one kernel per parameter instead of ~8 elementwise ops (same update rule);
+    # 25-35% faster steps on CPU for these small models.
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, fused=device.type in ("cpu", "cuda")
+    )
     loss_fn = nn.CrossEntropyLoss()
 
     x_train = torch.from_numpy(data.train_images).to(device)
@@ -150,12 +171,15 @@ def train(
     n_batches = (n + cfg.batch_size - 1) // cfg.batch_size
 
     out = TrainOutput(model=model, precision=precision, device=str(device))
-    progress = _progress(show_progress, cfg.epochs * n_batches, f"train {cfg.model}")
     started = time.perf_counter()
-    with progress as bar:
-        task = bar.add_task(f"train {cfg.model}", total=cfg.epochs * n_batches) if bar else None
+    with _progress(show_progress) as bar:
+        task = bar.add_task(cfg.model, total=n_batches) if bar is not None else None
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
+            if bar is not None and task is not None:  # one bar per epoch, reused
+                bar.reset(
+                    task, total=n_batches, description=f"{cfg.model} epoch {epoch}/{cfg.epochs}"
+                )
             model.train()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.long, device=device)
@@ -184,6 +208,12 @@ def train(
                 seconds=time.perf_counter() - t0,
             )
             out.history.append(stats)
+            if bar is not None:
+                bar.console.print(
+                    f"epoch {epoch}/{cfg.epochs}: loss {stats.train_loss:.4f}, "
+                    f"test accuracy {stats.test_accuracy:.4f} ({stats.seconds:.1f} s)",
+                    highlight=False,
+                )
             if on_epoch_end is not None:
                 on_epoch_end(stats)
     out.seconds = time.perf_counter() - started
@@ -191,7 +221,7 @@ def train(
     return out
 
 
-def _progress(enabled: bool, total: int, label: str) -> contextlib.AbstractContextManager:  # type: ignore[type-arg]
+def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
     """A rich progress bar when asked for (the CLI), nothing inside pipeline workers."""
     if not enabled:
         return contextlib.nullcontext(None)

@@ -1,0 +1,92 @@
+"""``results.jsonl``: the compare run's record, one JSON object per line, appended as runs finish.
+
+Each line is written with a single ``write`` on an ``O_APPEND`` descriptor and fsynced, so a
+Ctrl-C or a crash leaves only complete lines for the runs that finished. Readers skip a torn
+last line instead of failing. Row kinds:
+
+- ``meta``: the compare configuration, environment and instrumentation counts (written first);
+- ``run``: one tool x model x repeat (status, measured timings, the RunResult, its evidence);
+- ``install`` / ``server``: optional footprint and time-to-healthy measurements;
+- ``end``: written last; its absence means the compare was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlopsbench.errors import DataError
+
+RESULTS_FILE = "results.jsonl"
+EVIDENCE_KEYS = (
+    "params",
+    "per_epoch_metrics",
+    "final_metrics",
+    "model_artifact",
+    "plots",
+    "lineage",
+    "run_state",
+)
+CORE_STAGES = ("data", "train", "model", "evaluate")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def append_row(path: str | Path, row: Mapping[str, Any]) -> None:
+    """Append one row as one line, atomically (single write, O_APPEND, fsync)."""
+    line = (json.dumps(row, default=_default, separators=(",", ":")) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):  # never seen on a local file system, but do not hide it
+            raise OSError(f"short write to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Rows of a results file; a line that does not parse (torn by a crash) is skipped."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"no results file at {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "kind" in row:
+            yield row
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    rows = list(iter_rows(path))
+    if not rows:
+        raise DataError(f"{path} holds no result rows")
+    return rows
+
+
+def results_path(directory: str | Path) -> Path:
+    """Accept a compare folder or the results.jsonl inside it."""
+    path = Path(directory)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.exists():
+        raise DataError(f"no {RESULTS_FILE} in {directory}")
+    return path

@@ -1,0 +1,1 @@
+"""Pipeline definition files only: the orchestrator executes every module it finds here."""

@@ -1,0 +1,217 @@
+"""The child process that imports Airflow: ``python -m mlopsbench.tools.airflow.worker``.
+
+Airflow reads its configuration (home, DB, DAGs folder) once, when it is imported, so the runner
+prepares the environment and starts this module with it. Two commands:
+
+* ``run``: [migrate the DB,] parse the DAGs folder, validate the conf against the DAG's params,
+  ``dag.test(run_conf=...)``; writes a small JSON summary (run id, state, seconds per phase).
+* ``inspect``: parse the DAGs folder and describe every DAG (tasks, edges, params, schedule,
+  retries) plus import errors and which heavy modules parsing pulled in.
+
+Both write their JSON to ``--result`` atomically; user errors are reported there (``error``,
+``error_type``) with exit code 2, so the parent can raise the right one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlopsbench.errors import ConfigError, DataError, MlopsbenchError
+from mlopsbench.result import write_json_atomic
+
+HEAVY_MODULES = ("torch", "mlflow", "transformers", "sklearn", "matplotlib")
+
+
+class DagImportError(MlopsbenchError):
+    """A DAG file failed to import (syntax error, missing module, bad cron...)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    result: dict[str, Any] = {"command": args.command}
+    try:
+        if args.command == "run":
+            result.update(run_dag(args.dag_id, _read_conf(args.conf), migrate=args.migrate))
+        else:
+            result.update(inspect_dags())
+        code = 0
+    except MlopsbenchError as exc:
+        result.update({"error": str(exc), "error_type": type(exc).__name__})
+        code = 2
+    except Exception as exc:  # unexpected: keep the type, the parent shows one line
+        result.update({"error": f"{type(exc).__name__}: {exc}", "error_type": "Unexpected"})
+        code = 1
+    write_json_atomic(args.result, result)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlopsbench.tools.airflow.worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="dag.test() one DAG run")
+    run.add_argument("--dag-id", required=True)
+    run.add_argument("--conf", required=True, help="JSON file with the run conf")
+    run.add_argument("--migrate", action="store_true", help="run `airflow db migrate` first")
+    run.add_argument("--result", required=True, type=Path)
+    inspect = sub.add_parser("inspect", help="parse the DAGs folder and describe the DAGs")
+    inspect.add_argument("--result", required=True, type=Path)
+    return parser
+
+
+def _read_conf(path: str) -> dict[str, Any]:
+    try:
+        conf = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read run conf {path}: {exc}") from None
+    if not isinstance(conf, dict):
+        raise ConfigError(f"run conf {path} must be a JSON object")
+    return conf
+
+
+# ------------------------------------------------------------------------------------------
+# run
+# ------------------------------------------------------------------------------------------
+
+
+def run_dag(dag_id: str, conf: dict[str, Any], migrate: bool) -> dict[str, Any]:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    import airflow
+
+    timings["import"] = time.perf_counter() - started
+    t0 = time.perf_counter()
+    bag = _dag_bag()
+    timings["dag_parse"] = time.perf_counter() - t0
+    dag = _get_dag(bag, dag_id)
+    validate_conf(dag, conf)  # before touching the DB: a typo costs no migration
+    t0 = time.perf_counter()
+    if migrate:
+        from airflow.utils import db
+
+        db.upgradedb()
+        timings["db_migrate"] = time.perf_counter() - t0
+    else:
+        check_db()
+    t0 = time.perf_counter()
+    test_started_at = time.time()
+    dag_run = dag.test(run_conf=conf)
+    timings["dag_test"] = time.perf_counter() - t0
+    return {
+        "dag_id": dag_id,
+        "run_id": dag_run.run_id,
+        "state": str(getattr(dag_run.state, "value", dag_run.state)),
+        "dag_test_started_at": test_started_at,
+        "timings": timings,
+        "airflow_version": airflow.__version__,
+    }
+
+
+def _dag_bag() -> Any:
+    from airflow.configuration import conf
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = conf.get("core", "dags_folder")
+    bag = DagBag(dag_folder=folder)
+    if bag.import_errors:
+        path, error = next(iter(bag.import_errors.items()))
+        last = [line for line in str(error).strip().splitlines() if line.strip()][-1:]
+        raise DagImportError(
+            f"DAG file {path} failed to import: {last[0].strip() if last else 'unknown error'}"
+        )
+    return bag
+
+
+def _get_dag(bag: Any, dag_id: str) -> Any:
+    dag = bag.dags.get(dag_id)  # not get_dag(): that queries the DB, which may not exist yet
+    if dag is None:
+        known = ", ".join(sorted(bag.dags)) or "none"
+        raise ConfigError(f"no DAG {dag_id!r} in the DAGs folder (found: {known})")
+    return dag
+
+
+def validate_conf(dag: Any, conf: dict[str, Any]) -> None:
+    """Reject unknown keys and values that break a param's JSON schema, in one line."""
+    from airflow.sdk import ParamsDict  # type: ignore[attr-defined]  (lazy export)
+    from airflow.sdk.exceptions import ParamValidationError
+
+    unknown = sorted(set(conf) - set(dag.params))
+    if unknown:
+        raise ConfigError(f"unknown param(s) for DAG {dag.dag_id}: {', '.join(unknown)}")
+    params = ParamsDict()
+    params.update(dag.params)
+    try:
+        params.update(conf)
+        params.validate()
+    except ParamValidationError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def check_db() -> None:
+    """One clear line when the metadata DB was never migrated (dag.test would fail obscurely)."""
+    from airflow import settings
+    from airflow.utils import db
+
+    try:
+        db.check_migrations(timeout=1)
+    except Exception:
+        raise DataError(
+            f"Airflow metadata DB {settings.SQL_ALCHEMY_CONN} is not initialised: "
+            "run `airflow db migrate` with the same AIRFLOW_HOME"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------
+# inspect
+# ------------------------------------------------------------------------------------------
+
+
+def inspect_dags() -> dict[str, Any]:
+    from airflow.configuration import conf
+    from airflow.dag_processing.dagbag import DagBag
+
+    t0 = time.perf_counter()
+    bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
+    seconds = time.perf_counter() - t0
+    return {
+        "dags_folder": conf.get("core", "dags_folder"),
+        "parse_seconds": seconds,
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "heavy_modules_loaded": [m for m in HEAVY_MODULES if m in sys.modules],
+        "dags": {dag_id: describe_dag(bag.dags[dag_id]) for dag_id in sorted(bag.dags)},
+    }
+
+
+def describe_dag(dag: Any) -> dict[str, Any]:
+    args = dag.default_args or {}
+    retry_delay = args.get("retry_delay")
+    return {
+        "fileloc": dag.fileloc,
+        "schedule": None if dag.schedule is None else str(dag.schedule),
+        "catchup": dag.catchup,
+        "tags": sorted(dag.tags or []),
+        "tasks": sorted(dag.task_ids),
+        "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+        "params": dag.params.dump(),
+        "retries": args.get("retries"),
+        "retry_delay_s": retry_delay.total_seconds() if retry_delay is not None else None,
+        "task_failure_callback": _callable_name(args.get("on_failure_callback")),
+        "dag_success_callback": _callable_name(dag.on_success_callback),
+        "dag_failure_callback": _callable_name(dag.on_failure_callback),
+    }
+
+
+def _callable_name(value: Any) -> str | None:
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if value is None:
+        return None
+    return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

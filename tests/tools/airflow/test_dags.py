@@ -1,0 +1,133 @@
+"""The DAG files as Airflow parses them (DagBag in a child process), and the worker's checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlopsbench.errors import DataError
+from mlopsbench.result import RunRequest
+from mlopsbench.tools.airflow import common, runner
+from mlopsbench.usecases.digits.config import DigitsConfig
+
+Worker = Callable[..., tuple[int, dict[str, Any], Path]]
+
+CORE_TASKS = {
+    "mlopsbench_digits": ["prepare_data", "train_model", "evaluate_model"],
+    "mlopsbench_sentiment": ["prepare_data", "prepare_model", "evaluate_model"],
+}
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory, airflow_worker: Worker) -> dict[str, Any]:
+    code, result, _ = airflow_worker(tmp_path_factory.mktemp("inspect"), "inspect")
+    assert code == 0, result
+    return result
+
+
+def test_dag_bag_loads_every_dag_file_without_import_errors(parsed: dict[str, Any]) -> None:
+    assert parsed["import_errors"] == {}
+    assert sorted(parsed["dags"]) == sorted(common.DAG_IDS.values())
+    # Parsing must stay cheap: the core (torch, sklearn, matplotlib) loads inside tasks only.
+    assert parsed["heavy_modules_loaded"] == []
+
+
+@pytest.mark.parametrize("dag_id", sorted(CORE_TASKS))
+def test_dag_shape(parsed: dict[str, Any], dag_id: str) -> None:
+    dag = parsed["dags"][dag_id]
+    first, second, evaluate = CORE_TASKS[dag_id]
+    assert dag["tasks"] == sorted([first, second, evaluate, "quality_gate", "log_to_mlflow"])
+    assert second in dag["downstream"][first]
+    assert evaluate in dag["downstream"][second]
+    assert dag["downstream"][evaluate] == ["log_to_mlflow", "quality_gate"]
+    assert dag["schedule"] is None and dag["catchup"] is False
+    assert dag["retries"] == common.DEFAULT_RETRIES
+    assert dag["retry_delay_s"] == common.DEFAULT_RETRY_DELAY_S
+    assert dag["task_failure_callback"].endswith("alerts.on_task_failure")
+    assert dag["dag_success_callback"].endswith("alerts.on_dag_success")
+    assert dag["dag_failure_callback"].endswith("alerts.on_dag_failure")
+    usecase = dag_id.removeprefix("mlopsbench_")
+    defaults = {name: spec[0] for name, spec in common.param_specs(usecase).items()}
+    assert dag["params"] == defaults
+
+
+def test_cron_schedule_and_retries_come_from_the_environment(
+    tmp_path: Path, airflow_worker: Worker
+) -> None:
+    env = {common.ENV_SCHEDULE: "0 3 * * *", common.ENV_RETRIES: "4", common.ENV_RETRY_DELAY: "5"}
+    code, result, _ = airflow_worker(tmp_path, "inspect", extra_env=env)
+    assert code == 0, result
+    for dag in result["dags"].values():
+        assert "0 3 * * *" in dag["schedule"]
+        assert (dag["retries"], dag["retry_delay_s"]) == (4, 5.0)
+
+
+def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: Worker) -> None:
+    folder = tmp_path / "dags"
+    shutil.copytree(common.DAGS_FOLDER, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "broken.py").write_text(
+        "from airflow.sdk import dag\nimport mlopsbench_no_such_module  # a dag that cannot load\n"
+    )
+    bad_env = {common.ENV_RETRIES: "many"}  # our own DAG files reject it at parse time
+    code, result, _ = airflow_worker(tmp_path, "inspect", dags_folder=folder, extra_env=bad_env)
+    assert code == 0
+    errors = {Path(path).name: error for path, error in result["import_errors"].items()}
+    assert sorted(errors) == ["broken.py", "mlopsbench_digits.py", "mlopsbench_sentiment.py"]
+    assert "mlopsbench_no_such_module" in errors["broken.py"]
+    assert (
+        "MLOPSBENCH_AIRFLOW_RETRIES must be a number >= 0, got 'many'"
+        in errors["mlopsbench_digits.py"]
+    )
+    code, result, _ = airflow_worker(
+        tmp_path, "run", "--dag-id", "mlopsbench_digits", "--conf", _conf(tmp_path, {}),
+        dags_folder=folder, extra_env=bad_env,
+    )  # fmt: skip
+    assert code == 2 and result["error_type"] == "DagImportError"
+    assert "failed to import" in result["error"] and "\n" not in result["error"]
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"epochs": 0}, "Invalid input for param epochs: 0 is less than the minimum of 1"),
+        ({"epoch": 3}, "unknown param(s) for DAG mlopsbench_digits: epoch"),
+    ],
+)
+def test_bad_params_fail_before_any_run(
+    tmp_path: Path, airflow_worker: Worker, conf: dict[str, Any], message: str
+) -> None:
+    code, result, home = airflow_worker(
+        tmp_path,
+        "run",
+        "--dag-id",
+        "mlopsbench_digits",
+        "--conf",
+        _conf(tmp_path, conf),
+        "--migrate",
+    )
+    assert code == 2 and result["error_type"] == "ConfigError"
+    assert result["error"].startswith(message) and "\n" not in result["error"]
+    assert not (home / "airflow.db").exists() or (home / "airflow.db").stat().st_size == 0
+
+
+def test_uninitialised_db_is_one_line_error(tmp_path: Path) -> None:
+    request = RunRequest(
+        usecase="digits",
+        config=DigitsConfig(model="simple", epochs=1),
+        out_dir=tmp_path / "run",
+        options={"airflow_home": str(tmp_path / "empty_home")},  # reuse a home never migrated
+    )
+    with pytest.raises(DataError, match=r"not initialised: run `airflow db migrate`") as caught:
+        runner.run(request)
+    assert "\n" not in str(caught.value)
+
+
+def _conf(tmp: Path, conf: dict[str, Any]) -> str:
+    path = tmp / "conf.json"
+    path.write_text(json.dumps(conf))
+    return str(path)
