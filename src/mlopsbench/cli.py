@@ -98,7 +98,7 @@ def run_digits(
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
     seed: SeedOpt = 42,
     data: Annotated[str, typer.Option(help="sklearn (bundled, offline), hf, torchvision, idx or npz.")] = "sklearn",
-    data_path: Annotated[str | None, typer.Option(help="Folder (idx) or file (npz) for local data.")] = None,
+    data_path: Annotated[str | None, typer.Option(help="Folder (idx; hf: a save_to_disk folder) or file (npz) for local data.")] = None,
     threshold: Annotated[float, typer.Option(help="Quality gate on test accuracy.")] = 0.90,
     precision: Annotated[str, typer.Option(help="fp32, bf16 or auto.")] = "fp32",
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",

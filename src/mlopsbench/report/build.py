@@ -529,7 +529,12 @@ def _failures(summary: Summary) -> Section | None:
     bad = [r for r in summary.run_rows if r.get("status") not in ("ok",)]
     if not bad and summary.finished:
         return None
-    sec = Section("Failures and gaps", "failures")
+    sec = Section("Runs that did not end ok", "failures")
+    sec.blocks.append(
+        "`failed` / `missing`: the pipeline did not run to the end (or the tool is not installed); "
+        "the run is left out of every timing. `gate_failed`: the pipeline completed and its "
+        "timings and evidence count, but the model scored below its quality gate."
+    )
     if not summary.finished:
         sec.blocks.append(
             "✗ The compare did not finish (interrupted): only the runs listed above completed."

@@ -93,7 +93,7 @@ img{max-width:100%;margin:6px 0 14px;border:1px solid #e3e8ee}
 .figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.figs img{max-width:calc(50% - 8px)}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#cf222e;font-weight:600}
 """
-_NUM = re.compile(r"^[+\-−]?[\d.,]+ ?(%|s|MB)?$")
+_NUM = re.compile(r"^[+\-−]?\d[\d,]*(\.\d+)? ?(%|s|MB)?$")  # 12.5 / +3% / 8 s, not 3.11.7
 
 
 def _cell_html(text: str, tag: str) -> str:

@@ -21,7 +21,9 @@ API_NAMES_PER_POINT = 10
 
 FORMULAS = {
     "installation": "10 − log2(disk MB / lightest tool's disk MB) − log2(distributions / fewest "
-    "distributions); needs --measure-install (a fresh uv venv per tool, torch excluded)",
+    "distributions); needs --measure-install (a fresh uv venv per tool, torch excluded). It "
+    "measures the package only; the paper also weighed deploying a UI, whose services are listed "
+    "in the services table, not scored",
     "instrumentation": f"10 − (lines touching the tool API) / {LINES_PER_POINT} − (distinct tool API "
     f"names) / {API_NAMES_PER_POINT}; counted with ast over the tool's pipeline files",
     "interpretability": "10 × (evidence items the tool's own store held in every run) / 7: params, "

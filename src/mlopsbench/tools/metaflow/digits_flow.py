@@ -21,6 +21,8 @@ history and the dataset summary (source + digest) for lineage. No DataLoader, no
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from metaflow import FlowSpec, Parameter, card, current, retry, step, timeout
 
 from mlopsbench.tools.metaflow.flow_support import (
@@ -33,6 +35,9 @@ from mlopsbench.tools.metaflow.flow_support import (
     write_file,
     write_model,
 )
+
+if TYPE_CHECKING:
+    from mlopsbench.usecases.digits.config import DigitsConfig
 
 
 class DigitsFlow(FlowSpec):
@@ -60,7 +65,7 @@ class DigitsFlow(FlowSpec):
     )
 
     @property
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> DigitsConfig:
         """The core's typed config, rebuilt from the Parameters (validates them)."""
         from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 
@@ -83,7 +88,7 @@ class DigitsFlow(FlowSpec):
         )
 
     @step
-    def start(self):
+    def start(self) -> None:
         """Validate the parameters before any work: bad input fails here, without retries."""
         self.params = self.config.to_dict()
         check_data_path(self.data_path or None)
@@ -92,7 +97,7 @@ class DigitsFlow(FlowSpec):
 
     @retry(times=2, minutes_between_retries=0)  # downloads (hf, torchvision) can fail transiently
     @step
-    def load_data(self):
+    def load_data(self) -> None:
         """Load the images; keep them as an artifact (npz bytes) with their source and digest."""
         from pathlib import Path
 
@@ -110,7 +115,7 @@ class DigitsFlow(FlowSpec):
 
     @timeout(minutes=60)
     @step
-    def train(self):
+    def train(self) -> None:
         """Train; keep the model as safetensors bytes + architecture config, and the history."""
         from mlopsbench.usecases.digits import stages
 
@@ -127,7 +132,7 @@ class DigitsFlow(FlowSpec):
 
     @card(type="blank", id="evaluation")
     @step
-    def evaluate(self):
+    def evaluate(self) -> None:
         """Score the model on the test split; metrics, gate and plots go to the card."""
         import json
 
@@ -172,7 +177,7 @@ class DigitsFlow(FlowSpec):
 
     @retry(times=2, minutes_between_retries=0)  # a tracking server can be briefly unreachable
     @step
-    def end(self):
+    def end(self) -> None:
         """Optionally log the run to MLflow (shared helper); the run's record is complete."""
         self.mlflow = {}
         if self.mlflow_uri:

@@ -238,42 +238,55 @@ def _execute(request: RunRequest, resume_from: str | None) -> RunResult:
     (run_dir / DATASTORE_DIR).mkdir(parents=True, exist_ok=True)
     env = flow_env(run_dir, user, request)
     timer, started = StageTimer(), now_iso()
-
-    Runner = import_runner()
     with client_scope(run_dir):
-        with (
-            timer.stage("metaflow_run"),
-            Runner(
-                str(info.file),
-                show_output=request.show_progress,
-                cwd=str(run_dir),
-                env=env,
-                pylint=False,
-            ) as runner,
-        ):
-            launched = time.time()  # wall clock: compared with Metaflow's task timestamps
-            try:
-                if resume_from is None:
-                    executing = runner.run(
-                        **flow_parameters(request.usecase, request.config, request.tracking_uri)
-                    )
-                else:
-                    executing = runner.resume(origin_run_id=resume_from)
-            except RuntimeError as exc:  # the process died before it had a run id
-                raise MlopsbenchError(
-                    f"metaflow could not start {info.name}: {_last_line(exc)}"
-                ) from None
-            mf_run = executing.run
-            returned = time.time()
-            launch_error = _last_line(executing.stderr) if executing.status != "successful" else ""
+        with timer.stage("metaflow_run"):
+            launched = _launch(info, request, run_dir, env, resume_from)
         with timer.stage("readback"):
-            back = read_run(mf_run)
-            back["overhead"] = overhead_breakdown(back, launched, returned)
+            back = read_run(launched["run"])
+            back["overhead"] = overhead_breakdown(back, launched["at"], launched["returned"])
         card_path = None
         if back["evaluate_task"]:
             with timer.stage("card_export"):
                 card_path = export_card(info, back["evaluate_task"], run_dir, env)
-    return _to_result(request, info, run_dir, back, card_path, timer, started, launch_error, user)
+    return _to_result(
+        request, info, run_dir, back, card_path, timer, started, launched["error"], user
+    )
+
+
+def _launch(
+    info: FlowInfo,
+    request: RunRequest,
+    run_dir: Path,
+    env: Mapping[str, str],
+    resume_from: str | None,
+) -> dict[str, Any]:
+    """Run (or resume) the flow with the Runner API; block until it ends, failed or not."""
+    runner_class = import_runner()
+    with runner_class(
+        str(info.file),
+        show_output=request.show_progress,
+        cwd=str(run_dir),
+        env=dict(env),
+        pylint=False,
+    ) as runner:
+        at = time.time()  # wall clock, to compare with Metaflow's task timestamps
+        try:
+            if resume_from is None:
+                params = flow_parameters(request.usecase, request.config, request.tracking_uri)
+                executing = runner.run(**params)
+            else:
+                executing = runner.resume(origin_run_id=resume_from)
+        except RuntimeError as exc:  # the process died before it had a run id
+            raise MlopsbenchError(
+                f"metaflow could not start {info.name}: {_last_line(exc)}"
+            ) from None
+        failed = executing.status != "successful"
+        return {
+            "run": executing.run,
+            "at": at,
+            "returned": time.time(),
+            "error": _last_line(executing.stderr) if failed else "",
+        }
 
 
 def import_runner() -> Any:
@@ -610,12 +623,8 @@ def _has_params(mf_run: Any) -> bool:
 
 
 def _has_model(mf_run: Any) -> bool:
-    for name in ("model_weights", "model_files"):
-        value = _artifact(mf_run, name)
-        if value:
-            return True
-    ref = _artifact(mf_run, "model_ref")
-    return bool(ref)
+    """Model bytes in the datastore (a pre-trained checkpoint kept by reference does not count)."""
+    return any(bool(_artifact(mf_run, name)) for name in ("model_weights", "model_files"))
 
 
 def _card_has_images(mf_run: Any) -> bool:

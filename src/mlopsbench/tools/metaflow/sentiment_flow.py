@@ -21,6 +21,8 @@ when this flow trained the model (``smoke`` or ``fine_tune``), the model folder'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from metaflow import FlowSpec, Parameter, card, current, retry, step, timeout
 
 from mlopsbench.tools.metaflow.flow_support import (
@@ -33,6 +35,11 @@ from mlopsbench.tools.metaflow.flow_support import (
     timed,
     write_file,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mlopsbench.usecases.sentiment.config import SentimentConfig
 
 
 class SentimentFlow(FlowSpec):
@@ -67,7 +74,7 @@ class SentimentFlow(FlowSpec):
     )
 
     @property
-    def config(self):  # type: ignore[no-untyped-def]
+    def config(self) -> SentimentConfig:
         """The core's typed config, rebuilt from the Parameters (validates them)."""
         from mlopsbench.usecases.sentiment.config import SentimentConfig
 
@@ -93,7 +100,7 @@ class SentimentFlow(FlowSpec):
         )
 
     @step
-    def start(self):
+    def start(self) -> None:
         """Validate the parameters before any work: bad input fails here, without retries."""
         self.params = self.config.to_dict()
         self.model_label = self.config.model_label
@@ -104,7 +111,7 @@ class SentimentFlow(FlowSpec):
 
     @retry(times=2, minutes_between_retries=0)  # the hub download can fail transiently
     @step
-    def load_data(self):
+    def load_data(self) -> None:
         """Sample the reviews; keep the file as an artifact with its source and digest."""
         from pathlib import Path
 
@@ -124,7 +131,7 @@ class SentimentFlow(FlowSpec):
     @retry(times=2, minutes_between_retries=0)  # the hub download can fail transiently
     @timeout(minutes=120)  # fine-tuning on CPU is slow, but never endless
     @step
-    def load_model(self):
+    def load_model(self) -> None:
         """Load (or, with smoke/fine_tune, train) the classifier; keep what was trained."""
         from mlopsbench.usecases.sentiment import stages
 
@@ -147,7 +154,7 @@ class SentimentFlow(FlowSpec):
 
     @card(type="blank", id="evaluation")
     @step
-    def evaluate(self):
+    def evaluate(self) -> None:
         """Score the reviews; metrics, gate and plots go to the card."""
         import json
 
@@ -191,7 +198,7 @@ class SentimentFlow(FlowSpec):
 
     @retry(times=2, minutes_between_retries=0)  # a tracking server can be briefly unreachable
     @step
-    def end(self):
+    def end(self) -> None:
         """Optionally log the run to MLflow (shared helper); the run's record is complete."""
         self.mlflow = {}
         if self.mlflow_uri:
@@ -215,11 +222,11 @@ class SentimentFlow(FlowSpec):
             )
             self.stage_seconds = {**self.stage_seconds, "tracking": seconds}
 
-    def _model_folder(self, directory):  # type: ignore[no-untyped-def]
+    def _model_folder(self, directory: Path) -> str:
         """The model for this step: restored from the artifact, or the pre-trained reference."""
         if self.model_files:
             return folder_from_artifact(self.model_files, directory)
-        return self.model_dir
+        return str(self.model_dir)
 
 
 if __name__ == "__main__":

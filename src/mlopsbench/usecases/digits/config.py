@@ -62,7 +62,8 @@ class DigitsConfig:
     batch_size: int = 64
     seed: int = 42
     threshold: float = 0.90  # quality gate, as the paper's test script
-    precision: str = "fp32"  # "bf16" uses autocast + channels_last where the CPU supports it
+    # "bf16": autocast to bfloat16 (fp32 weights); "auto": bf16 only where faster (CNN on AMX)
+    precision: str = "fp32"
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     data: DigitsDataConfig = field(default_factory=DigitsDataConfig)
 

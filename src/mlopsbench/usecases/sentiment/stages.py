@@ -55,6 +55,7 @@ def prepare_model(
             "model_dir": str(resolve_model_dir(cfg)),
             "model_name": cfg.model_label,
             "history": [],
+            "history_path": None,
         }
     return _train_model(cfg, Path(out_dir), show_progress)
 

@@ -76,25 +76,18 @@ def _train(
     for epoch in range(1, settings.epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(len(texts), generator=generator).tolist()
+        batches = [
+            order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)
+        ]
         loss_sum, correct = 0.0, 0
-        for i in range(0, len(order), settings.batch_size):
-            index = order[i : i + settings.batch_size]
+        for index in batches:
             input_ids, mask = pad_batch([encoded.ids[j] for j in index], pad_id)
-            y = targets[index].to(settings.device)
-            out = model(
-                input_ids=input_ids.to(settings.device),
-                attention_mask=mask.to(settings.device),
-                labels=y,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            loss, hits = _step(model, optimizer, input_ids, mask, targets[index], settings.device)
             scheduler.step()
-            loss_sum += float(out.loss.detach()) * len(index)
-            correct += int((out.logits.detach().argmax(dim=1) == y).sum())
+            loss_sum += loss * len(index)
+            correct += hits
         row = {
-            "epoch": float(epoch),
+            "epoch": epoch,
             "train_loss": loss_sum / len(texts),
             "train_accuracy": correct / len(texts),
             "seconds": time.perf_counter() - start,
@@ -104,6 +97,21 @@ def _train(
             on_epoch_end(row)
     model.eval()
     return history
+
+
+def _step(
+    model: Any, optimizer: Any, input_ids: Any, mask: Any, y: Any, device: str
+) -> tuple[float, int]:
+    """One optimisation step; returns the batch's mean loss and its number of correct labels."""
+    import torch
+
+    y = y.to(device)
+    out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=y)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return float(out.loss.detach()), int((out.logits.detach().argmax(dim=1) == y).sum())
 
 
 def _linear_schedule(optimizer: Any, total_steps: int) -> Any:
