@@ -202,6 +202,8 @@ def _row(name: str, preds: np.ndarray, seconds: float, tokens: int, n: int) -> d
         "seconds": seconds,
         "reviews_per_s": n / seconds,
         "tokens_per_s": tokens / seconds,
+        # Agreement means little when one class wins everywhere (random weights often do).
+        "label_1_fraction": float(np.mean(preds == 1)),
         "_preds": preds,
     }
 
@@ -209,7 +211,7 @@ def _row(name: str, preds: np.ndarray, seconds: float, tokens: int, n: int) -> d
 def _print_table(runs: dict[str, dict[str, Any]]) -> None:
     print(
         f"{'path':44} {'seconds':>8} {'reviews/s':>10} {'tokens/s':>10} {'speedup':>8} "
-        f"{'agree fp32':>10} {'agree paper':>11}"
+        f"{'agree fp32':>10} {'agree paper':>11} {'label 1':>8}"
     )
     for row in runs.values():
         speed = row.get("speedup_vs_paper")
@@ -218,7 +220,7 @@ def _print_table(runs: dict[str, dict[str, Any]]) -> None:
         print(
             f"{row['name']:44} {row['seconds']:8.2f} {row['reviews_per_s']:10.1f} "
             f"{row['tokens_per_s']:10.0f} {_fmt(speed, 'x'):>8} {_fmt(agree):>10} "
-            f"{_fmt(agree_paper):>11}"
+            f"{_fmt(agree_paper):>11} {row['label_1_fraction']:8.2f}"
         )
 
 

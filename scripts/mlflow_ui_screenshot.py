@@ -6,7 +6,7 @@ then opens the run page and the registered model page in headless Chromium. Besi
 it dumps each page's rendered DOM and fails unless the run name / model name appear in it: a
 blank or error page is caught, not just photographed.
 
-    .venv/bin/python scripts/mlflow_ui_screenshot.py --out docs/img
+    .venv/bin/python scripts/mlflow_ui_screenshot.py --out runs/mlflow-ui
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``). Exit code 0 when both pages
 rendered, 1 otherwise.
@@ -77,7 +77,9 @@ def run_pipeline(tracking_uri: str, work: Path) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/img"), help="Folder for the PNGs.")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/mlflow-ui"), help="Folder for the PNGs."
+    )
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     binary = find_chromium()

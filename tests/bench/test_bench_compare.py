@@ -66,6 +66,17 @@ def test_config_overrides_are_typed() -> None:
     assert absolutize_paths({"data_path": "rel/x.npz"})["data_path"].startswith("/")
 
 
+def test_sentiment_smoke_config_follows_the_smoke_defaults() -> None:
+    from mlopsbench.bench.configs import build_config
+
+    values = base_config("sentiment", smoke=True, sample_size=20)
+    cfg = build_config("sentiment", values)
+    assert cfg.smoke and cfg.data_source == "fixture" and cfg.sample_size == 20
+    assert build_config("sentiment", base_config("sentiment")).data_source == "hf"
+    changed = apply_overrides(values, ["fine_tune_epochs=3"], field_types("sentiment"))
+    assert changed["fine_tune_epochs"] == 3
+
+
 def test_child_env_fixes_threads_and_isolates_homes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,6 +275,25 @@ def test_compare_plain_end_to_end(tmp_path: Path) -> None:
     assert "plain" in html and "8.30" in html
     assert "index.html" in result.output and "report.md" in result.output
     assert sys.executable  # the worker ran under this interpreter
+
+
+@pytest.mark.slow
+def test_compare_sentiment_smoke_on_plain(tmp_path: Path) -> None:
+    """The offline sentiment path through the CLI: tiny DistilBERT, bundled reviews."""
+    from typer.testing import CliRunner
+
+    from mlopsbench.cli import app
+
+    out = tmp_path / "sent"
+    args = ["compare", "sentiment", "--smoke", "--tools", "plain", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--set", "fine_tune_epochs=4"])
+    assert result.exit_code == 0, result.output
+    run = next(r for r in read_rows(out / "results.jsonl") if r["kind"] == "run")
+    assert run["status"] in ("ok", "gate_failed"), run["error"]
+    assert run["model"] == "tiny-distilbert" and run["result"]["params"]["smoke"] is True
+    assert {"data", "model", "evaluate"} <= set(run["result"]["timings"])
+    assert 0.0 <= run["result"]["metrics"]["accuracy"] <= 1.0
+    assert "sentiment" in (out / "report.md").read_text()
 
 
 TOOLS = ("mlflow", "metaflow", "airflow", "kfp")

@@ -31,7 +31,7 @@ STAGE_MARKERS = {
     "sentiment": (
         ("metrics.json", "finishing"),
         ("model.safetensors", "evaluate"),
-        ("data.jsonl", "model"),
+        ("reviews.jsonl", "model"),
     ),
 }
 

@@ -46,13 +46,12 @@ def base_config(usecase: str, **fields: Any) -> dict[str, Any]:
         from mlopsbench.usecases.digits.config import DigitsConfig
 
         values = DigitsConfig().to_dict()
-    else:
-        values = build_config("sentiment", {}).to_dict()
-    unknown = set(chosen) - set(values)
-    if unknown:
-        raise ConfigError(f"unknown {usecase} config keys: {', '.join(sorted(unknown))}")
-    values.update(chosen)
-    return values
+        unknown = set(chosen) - set(values)
+        if unknown:
+            raise ConfigError(f"unknown {usecase} config keys: {', '.join(sorted(unknown))}")
+        return {**values, **chosen}
+    # Build from the chosen fields: some defaults follow others (smoke -> the fixture source).
+    return dict(build_config("sentiment", chosen).to_dict())
 
 
 def field_types(usecase: str) -> dict[str, str]:

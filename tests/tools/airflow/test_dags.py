@@ -91,27 +91,18 @@ def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: 
     assert "failed to import" in result["error"] and "\n" not in result["error"]
 
 
-@pytest.mark.parametrize(
-    ("conf", "message"),
-    [
-        ({"epochs": 0}, "Invalid input for param epochs: 0 is less than the minimum of 1"),
-        ({"epoch": 3}, "unknown param(s) for DAG mlopsbench_digits: epoch"),
-    ],
-)
-def test_bad_params_fail_before_any_run(
-    tmp_path: Path, airflow_worker: Worker, conf: dict[str, Any], message: str
-) -> None:
+def test_bad_params_fail_before_any_run(tmp_path: Path, airflow_worker: Worker) -> None:
+    # Airflow checks values against the params' JSON schema; unknown keys (which Airflow would
+    # accept silently) are caught by the worker. Both are reported at once, before any DB work.
+    conf = _conf(tmp_path, {"epochs": 0, "epoch": 3, "model": "simple"})
     code, result, home = airflow_worker(
-        tmp_path,
-        "run",
-        "--dag-id",
-        "mlopsbench_digits",
-        "--conf",
-        _conf(tmp_path, conf),
-        "--migrate",
+        tmp_path, "run", "--dag-id", "mlopsbench_digits", "--conf", conf, "--migrate"
     )
     assert code == 2 and result["error_type"] == "ConfigError"
-    assert result["error"].startswith(message) and "\n" not in result["error"]
+    assert result["error"] == (
+        "unknown param(s) for DAG mlopsbench_digits: epoch; "
+        "Invalid input for param epochs: 0 is less than the minimum of 1"
+    )
     assert not (home / "airflow.db").exists() or (home / "airflow.db").stat().st_size == 0
 
 

@@ -75,7 +75,7 @@ def test_digits_dag_run_is_read_back_and_logged_to_mlflow(
     assert info["state"] == "success"
     assert set(info["task_states"].values()) == {"success"}  # log_to_mlflow ran too
     for stage in ("import", "dag_parse", "db_migrate", "data", "train", "evaluate", "tracking",
-                  "dag_test_overhead", "worker_start", "readback"):  # fmt: skip
+                  "dag_test_overhead", "worker_start", "worker_exit", "readback"):  # fmt: skip
         assert result.timings[stage] >= 0.0, stage
     assert info["dag_test_setup_s"] > 0 and set(info["task_overhead_s"]) >= {"train_model"}
     assert runner.evidence(result) == dict.fromkeys(
@@ -88,8 +88,9 @@ def test_digits_dag_run_is_read_back_and_logged_to_mlflow(
     assert Path(info["artifact_dir"]) == folder
     assert Path(result.artifacts["model"]).parent == folder
     assert (folder / "confusion_matrix.png").is_file()
-    xcom = metadata.read_run(info["airflow_db"], info["dag_id"], info["run_id"]).xcom
-    assert len(json.dumps(xcom)) < 20_000  # small JSON, never arrays or models
+    stored = metadata.read_run(info["airflow_db"], info["dag_id"], info["run_id"])
+    assert len(json.dumps(stored.xcom)) < 20_000  # small JSON, never arrays or models
+    assert "secret-token" not in json.dumps(stored.conf)  # the webhook URL is not in the run conf
 
     [post] = webhook.received
     assert post["details"]["event"] == "dag_succeeded"
@@ -175,8 +176,8 @@ def test_task_fails_once_and_succeeds_on_retry(tmp_path: Path, airflow_worker: W
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_sentiment_smoke_dag_runs_offline(tmp_path: Path, quiet_threads: None) -> None:
-    # The tiny offline DistilBERT, trained for 2 epochs only: this checks the wiring, not the model.
-    config = SentimentConfig(smoke=True, fine_tune_epochs=2, sample_size=20, threshold=0.0)
+    # The tiny offline DistilBERT, one epoch on few reviews: this checks the wiring, not the model.
+    config = SentimentConfig(smoke=True, fine_tune_epochs=1, sample_size=10, threshold=0.0)
     result = runner.run(RunRequest(usecase="sentiment", config=config, out_dir=tmp_path / "run"))
 
     assert result.status == "ok", result.error
@@ -186,7 +187,7 @@ def test_sentiment_smoke_dag_runs_offline(tmp_path: Path, quiet_threads: None) -
     }  # fmt: skip
     assert result.tool_info["task_states"]["log_to_mlflow"] == "skipped"
     assert {"data", "model", "evaluate", "dag_test_overhead"} <= set(result.timings)
-    assert len(result.history) == 2 and 0.0 <= result.metrics["accuracy"] <= 1.0
+    assert len(result.history) == 1 and 0.0 <= result.metrics["accuracy"] <= 1.0
     assert result.tool_info["dataset"]["digest"]
     assert runner.evidence(result) == dict.fromkeys(
         ("params", "per_epoch_metrics", "final_metrics", "model_artifact", "plots", "lineage",

@@ -245,7 +245,9 @@ def test_sentiment_parameters_match_the_flow() -> None:
     declared = {n for n, v in vars(SentimentFlow).items() if isinstance(v, Parameter)}
     params = runner.flow_parameters("sentiment", SentimentConfig(smoke=True), None)
     assert set(params) == declared
-    assert params["smoke"] is True and params["data_source"] == "fixture"
+    assert params["smoke"] is True
+    explicit = SentimentConfig(smoke=True, source="fixture")
+    assert runner.flow_parameters("sentiment", explicit, None)["data_source"] == "fixture"
     assert params["sample_size"] == 0  # None -> 0: the flow's "use the core default"
 
 
@@ -286,3 +288,13 @@ def test_every_core_config_field_reaches_the_flow(usecase: str) -> None:
     }
     params = runner.flow_parameters(usecase, cfg, None)
     assert {aliases.get(n, n) for n in names} <= set(params)
+
+
+def test_mlflow_uri_parameter_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert flow_support.mlflow_tracking_uri("") == ""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
+    assert flow_support.mlflow_tracking_uri("") == "sqlite:///env.db"
+    assert flow_support.mlflow_tracking_uri("sqlite:///param.db") == "sqlite:///param.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # what the runner sets: the Parameter decides
+    assert flow_support.mlflow_tracking_uri("") == ""

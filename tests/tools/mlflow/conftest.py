@@ -7,8 +7,6 @@ here is a package: ``tests/tools/mlflow/__init__.py`` would shadow the real ``ml
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,14 +43,10 @@ class Store:
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    root = tmp_path_factory.mktemp("mlflow-runs")
-    previous = Path.cwd()
-    os.chdir(root)  # anything MLflow writes relative to cwd lands in the sandbox
-    try:
-        yield Store(root)
-    finally:
-        os.chdir(previous)
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    # No chdir: the runner derives every path from the run folder (a session-wide chdir
+    # would also move every other test's working directory).
+    return Store(tmp_path_factory.mktemp("mlflow-runs"))
 
 
 @pytest.fixture(scope="session")

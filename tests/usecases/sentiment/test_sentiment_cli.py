@@ -21,7 +21,8 @@ def test_run_sentiment_smoke_end_to_end(tmp_path: Path) -> None:
     assert record["metrics"]["accuracy"] >= 0.80
     assert set(record["timings"]) == {"data", "model", "evaluate"}
     assert record["tool_info"]["dataset"]["n_test"] == 100
-    assert record["params"]["source"] == "fixture"
+    assert record["params"]["smoke"] is True
+    assert record["tool_info"]["dataset"]["source"] == "fixture:reviews.jsonl"
     for name in ("model", "predictions", "embeddings", "tsne", "confusion_matrix"):
         assert Path(record["artifacts"][name]).exists()
 

@@ -43,7 +43,11 @@ TOOL_PARAMS: dict[str, tuple[Any, dict[str, Any], str]] = {
         {"type": ["null", "string"]},
         "MLflow tracking URI: also log the run there.",
     ),
-    "alert_webhook": (None, {"type": ["null", "string"]}, "Slack-compatible webhook for alerts."),
+    "alert_webhook": (
+        None,
+        {"type": ["null", "string"]},
+        "Slack-compatible webhook for alerts (stored with the run: prefer the env/Variable).",
+    ),
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -8,9 +8,11 @@ afterwards task states and XComs are read back from the metadata DB into the com
 Timings: the core stages (``data``, ``train``/``model``, ``evaluate``) are measured inside the
 tasks and carried by XCom; ``import``, ``dag_parse``, ``db_migrate`` and ``dag_test_overhead``
 (dag.test time not spent in core calls or MLflow logging) are Airflow's bookkeeping;
-``worker_start`` is the child's interpreter start-up and ``readback`` the DB read.
+``worker_start`` / ``worker_exit`` are the child's interpreter start-up and shutdown, and
+``readback`` the DB read.
 
-Options (``RunRequest.options``): ``alert_webhook`` (URL), ``airflow_home`` (reuse a migrated
+Options (``RunRequest.options``): ``alert_webhook`` (URL, passed as environment),
+``airflow_home`` (reuse a migrated
 home: no migration, DB checked instead), ``retries`` and ``retry_delay_s`` (override
 default_args), ``timeout_s`` (whole DAG run, default 3600).
 """
@@ -58,7 +60,6 @@ def run(request: RunRequest) -> RunResult:
         request.config,
         run_root=str(layout.artifact_root),
         mlflow_uri=request.tracking_uri,
-        alert_webhook=request.options.get("alert_webhook"),
     )
     with timer.stage("worker"):
         worker = _run_worker(request, layout, dag_id, conf)
@@ -116,10 +117,11 @@ def _run_worker(
         layout.home,
         artifact_root=layout.artifact_root,
         alerts_log=layout.alerts_log,
-        extra=_retry_env(request.options),
+        extra=_option_env(request.options),
     )
     env.pop("MLFLOW_TRACKING_URI", None)  # the run's conf says where to log, nothing implicit
     timeout = _float_option(request.options, "timeout_s", 3600.0)
+    spawned_at = time.time()
     t0 = time.perf_counter()
     with open(layout.worker_log, "wb") as log_file:
         try:
@@ -133,13 +135,23 @@ def _run_worker(
                 f"(log: {layout.worker_log})"
             ) from None
     wall = time.perf_counter() - t0
+    exited_at = time.time()
     worker = _read_worker_json(layout, done.returncode)
     worker["wall_s"] = wall
+    # Interpreter start-up before main() and shutdown after the result was written.
+    worker["start_s"] = max(float(worker.get("started_at", spawned_at)) - spawned_at, 0.0)
+    worker["exit_s"] = max(exited_at - float(worker.get("finished_at", exited_at)), 0.0)
     return worker
 
 
-def _retry_env(options: Any) -> dict[str, str]:
+def _option_env(options: Any) -> dict[str, str]:
+    """Options that reach the DAG through its environment, not the run conf.
+
+    The webhook URL is a secret: the conf is stored in the metadata DB and shown in the UI.
+    """
     env = {}
+    if options.get("alert_webhook"):
+        env[common.ENV_ALERT_WEBHOOK] = str(options["alert_webhook"])
     if "retries" in options:
         env[common.ENV_RETRIES] = str(options["retries"])
     if "retry_delay_s" in options:
@@ -276,7 +288,8 @@ def _timings(
         in_tasks += tracking
     dag_test = float(inner.get("dag_test", 0.0))
     timings["dag_test_overhead"] = max(dag_test - in_tasks, 0.0)
-    timings["worker_start"] = max(worker.get("wall_s", 0.0) - sum(inner.values()), 0.0)
+    timings["worker_start"] = float(worker.get("start_s", 0.0))
+    timings["worker_exit"] = float(worker.get("exit_s", 0.0))
     timings["readback"] = timer.timings.get("readback", 0.0)
     return timings
 

@@ -33,7 +33,7 @@ class DagImportError(MlopsbenchError):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    result: dict[str, Any] = {"command": args.command}
+    result: dict[str, Any] = {"command": args.command, "started_at": time.time()}
     try:
         if args.command == "run":
             result.update(run_dag(args.dag_id, _read_conf(args.conf), migrate=args.migrate))
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # unexpected: keep the type, the parent shows one line
         result.update({"error": f"{type(exc).__name__}: {exc}", "error_type": "Unexpected"})
         code = 1
+    result["finished_at"] = time.time()  # the parent times the interpreter's exit from here
     write_json_atomic(args.result, result)
     return code
 
@@ -135,20 +136,27 @@ def _get_dag(bag: Any, dag_id: str) -> Any:
 
 
 def validate_conf(dag: Any, conf: dict[str, Any]) -> None:
-    """Reject unknown keys and values that break a param's JSON schema, in one line."""
+    """Reject unknown keys and values that break a param's JSON schema, all in one line.
+
+    Airflow itself accepts unknown conf keys silently; a typo (``epoch``) would only surface as a
+    failed first task, so it is caught here.
+    """
     from airflow.sdk import ParamsDict  # type: ignore[attr-defined]  (lazy export)
     from airflow.sdk.exceptions import ParamValidationError
 
+    problems = []
     unknown = sorted(set(conf) - set(dag.params))
     if unknown:
-        raise ConfigError(f"unknown param(s) for DAG {dag.dag_id}: {', '.join(unknown)}")
+        problems.append(f"unknown param(s) for DAG {dag.dag_id}: {', '.join(unknown)}")
     params = ParamsDict()
     params.update(dag.params)
     try:
-        params.update(conf)
+        params.update({k: v for k, v in conf.items() if k in dag.params})
         params.validate()
     except ParamValidationError as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
+        problems.append(str(exc).splitlines()[0])
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def check_db() -> None:

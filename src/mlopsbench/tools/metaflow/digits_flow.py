@@ -11,7 +11,8 @@ datastore goes to ``./.metaflow`` and step files to ``./steps/<run id>/``::
     python $FLOW resume --origin-run-id <run id>
 
 or through the harness: ``mlopsbench run digits --tool metaflow --model simple --epochs 1``.
-``--mlflow_uri sqlite:///mlflow.db`` also logs params, metrics and the model to MLflow.
+``--mlflow_uri sqlite:///mlflow.db`` (or ``$MLFLOW_TRACKING_URI``) also logs params, metrics
+and the model to MLflow.
 
 Every step body is one call into the core (``mlopsbench.usecases.digits.stages``); heavy imports
 stay inside the steps, since each step is a new Python process. Artifacts are plain data: the
@@ -29,6 +30,7 @@ from mlopsbench.tools.metaflow.flow_support import (
     check_data_path,
     fill_evaluation_card,
     inject_failure,
+    mlflow_tracking_uri,
     read_model,
     step_dir,
     timed,
@@ -61,7 +63,7 @@ class DigitsFlow(FlowSpec):
     precision = Parameter("precision", default="fp32", help="fp32, bf16 or auto")
     device = Parameter("device", default="cpu", help="cpu, cuda or auto")
     mlflow_uri = Parameter(
-        "mlflow_uri", default="", help="also log to this MLflow tracking URI (empty: don't)"
+        "mlflow_uri", default="", help="also log to MLflow (empty: $MLFLOW_TRACKING_URI or don't)"
     )
 
     @property
@@ -178,9 +180,10 @@ class DigitsFlow(FlowSpec):
     @retry(times=2, minutes_between_retries=0)  # a tracking server can be briefly unreachable
     @step
     def end(self) -> None:
-        """Optionally log the run to MLflow (shared helper); the run's record is complete."""
+        """Log the run to MLflow when asked (shared helper); the run's record is complete."""
+        uri = mlflow_tracking_uri(self.mlflow_uri)
         self.mlflow = {}
-        if self.mlflow_uri:
+        if uri:
             from mlopsbench.tracking import log_run_to_mlflow
 
             model_dir = write_model(
@@ -188,7 +191,7 @@ class DigitsFlow(FlowSpec):
             )
             self.mlflow, seconds = timed(
                 log_run_to_mlflow,
-                self.mlflow_uri,
+                uri,
                 tool="metaflow",
                 usecase="digits",
                 run_name=f"{current.flow_name}-{current.run_id}",

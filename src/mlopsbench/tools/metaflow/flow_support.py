@@ -38,6 +38,11 @@ def inject_failure(step: str) -> None:
         raise RuntimeError(f"injected failure in step {step!r} ({FAIL_STEP_ENV}={step})")
 
 
+def mlflow_tracking_uri(parameter: str) -> str:
+    """The flow's ``mlflow_uri`` Parameter, else ``$MLFLOW_TRACKING_URI``; empty: no MLflow."""
+    return (parameter or os.environ.get("MLFLOW_TRACKING_URI", "")).strip()
+
+
 def timed(func: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     """Call ``func`` and return its result with the wall-clock seconds it took."""
     t0 = time.perf_counter()
@@ -133,7 +138,7 @@ def fill_evaluation_card(
             card.append(Image(Path(path).read_bytes(), label=label))
 
 
-def _per_class_rows(evaluated: Mapping[str, Any]) -> list[list[str]]:
+def _per_class_rows(evaluated: Mapping[str, Any]) -> list[list[Any]]:
     report_path = evaluated["artifacts"].get("evaluation")
     if not report_path or not Path(report_path).is_file():
         return []

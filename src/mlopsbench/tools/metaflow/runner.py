@@ -452,9 +452,7 @@ def _to_result(
     return RunResult(
         tool="metaflow",
         usecase=request.usecase,
-        model=data.get("model_label")
-        or getattr(cfg, "model_label", None)
-        or getattr(cfg, "model", ""),
+        model=str(data.get("model_label") or getattr(cfg, "model_label", "") or cfg.model),
         params=data.get("params") or cfg.to_dict(),
         metrics=data.get("metrics", {}),
         artifacts=artifacts,
@@ -590,10 +588,10 @@ def client_scope(run_dir: Path) -> Iterator[None]:
     saved = (
         core.current_namespace,
         core.filecache,
-        LocalMetadataProvider._INFO,
+        LocalMetadataProvider._INFO,  # type: ignore[attr-defined]
         LocalStorage.datastore_root,
     )
-    core.current_namespace = None  # read by pathspec: no need to resolve a user
+    core.current_namespace = None  # type: ignore[assignment]  # read by pathspec: no user
     core.filecache = FileCache(cache_dir=str(run_dir / CLIENT_CACHE_DIR))
     try:
         yield
@@ -601,7 +599,7 @@ def client_scope(run_dir: Path) -> Iterator[None]:
         (
             core.current_namespace,
             core.filecache,
-            LocalMetadataProvider._INFO,
+            LocalMetadataProvider._INFO,  # type: ignore[attr-defined]
             LocalStorage.datastore_root,
         ) = saved
 

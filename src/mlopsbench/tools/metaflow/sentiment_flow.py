@@ -10,7 +10,8 @@ datastore goes to ``./.metaflow`` and step files to ``./steps/<run id>/``::
     python $FLOW card get <run id>/evaluate/<task id> card.html --id evaluation
 
 or through the harness: ``mlopsbench run sentiment --tool metaflow --smoke``.
-``--mlflow_uri sqlite:///mlflow.db`` also logs params, metrics and the model to MLflow.
+``--mlflow_uri sqlite:///mlflow.db`` (or ``$MLFLOW_TRACKING_URI``) also logs params, metrics
+and the model to MLflow.
 
 Every step body is one call into the core (``mlopsbench.usecases.sentiment.stages``). Artifacts
 are plain data: the reviews file as bytes, the dataset summary (source + digest), metrics and,
@@ -31,6 +32,7 @@ from mlopsbench.tools.metaflow.flow_support import (
     folder_from_artifact,
     folder_to_artifact,
     inject_failure,
+    mlflow_tracking_uri,
     step_dir,
     timed,
     write_file,
@@ -70,7 +72,7 @@ class SentimentFlow(FlowSpec):
     precision = Parameter("precision", default="fp32", help="fp32, bf16 or int8")
     device = Parameter("device", default="cpu", help="cpu, cuda or auto")
     mlflow_uri = Parameter(
-        "mlflow_uri", default="", help="also log to this MLflow tracking URI (empty: don't)"
+        "mlflow_uri", default="", help="also log to MLflow (empty: $MLFLOW_TRACKING_URI or don't)"
     )
 
     @property
@@ -199,14 +201,15 @@ class SentimentFlow(FlowSpec):
     @retry(times=2, minutes_between_retries=0)  # a tracking server can be briefly unreachable
     @step
     def end(self) -> None:
-        """Optionally log the run to MLflow (shared helper); the run's record is complete."""
+        """Log the run to MLflow when asked (shared helper); the run's record is complete."""
+        uri = mlflow_tracking_uri(self.mlflow_uri)
         self.mlflow = {}
-        if self.mlflow_uri:
+        if uri:
             from mlopsbench.tracking import log_run_to_mlflow
 
             self.mlflow, seconds = timed(
                 log_run_to_mlflow,
-                self.mlflow_uri,
+                uri,
                 tool="metaflow",
                 usecase="sentiment",
                 run_name=f"{current.flow_name}-{current.run_id}",

@@ -30,7 +30,7 @@ class SentimentConfig:
     smoke: bool = False  # tiny offline model + fixture reviews
     model_path: str | None = None  # local checkpoint folder instead of the hub model
     model_name: str = DEFAULT_MODEL
-    source: str | None = None  # None -> "fixture" with smoke, else "hf"
+    source: str | None = None  # None -> "fixture" with smoke, else "hf" (see data_source)
     data_path: str | None = None  # aclImdb/ folder or CSV/Parquet/JSONL file
     sample_size: int | None = None  # test reviews, half per class; None -> 500 (fixture: 100)
     seed: int = 42
@@ -47,14 +47,12 @@ class SentimentConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.source is None:
-            object.__setattr__(self, "source", "fixture" if self.smoke else "hf")
-        _choose("data source", self.source, SOURCES)
+        _choose("data source", self.data_source, SOURCES)
         _choose("truncation", self.truncation, TRUNCATIONS)
         _choose("precision", self.precision, PRECISIONS)
         _choose("device", self.device, DEVICES)
-        if self.source in ("aclimdb", "file") and not self.data_path:
-            raise ConfigError(f"data source {self.source!r} needs --data-path")
+        if self.data_source in ("aclimdb", "file") and not self.data_path:
+            raise ConfigError(f"data source {self.data_source!r} needs --data-path")
         if self.smoke and self.model_path:
             raise ConfigError("--smoke builds its own tiny model; drop --model-path (or --smoke)")
         for name in ("sample_size", "train_sample_size"):
@@ -78,10 +76,18 @@ class SentimentConfig:
     # --- resolved values (what the run really uses) ---------------------------------------
 
     @property
+    def data_source(self) -> str:
+        """The source the run reads. ``source`` itself stays None when unset, so that a
+        ``to_dict``/``from_dict`` round trip that flips ``smoke`` still follows it."""
+        if self.source is not None:
+            return self.source
+        return "fixture" if self.smoke else "hf"
+
+    @property
     def test_size(self) -> int:
         if self.sample_size is not None:
             return self.sample_size
-        return FIXTURE_SAMPLE if self.source == "fixture" else DEFAULT_SAMPLE
+        return FIXTURE_SAMPLE if self.data_source == "fixture" else DEFAULT_SAMPLE
 
     @property
     def trains(self) -> bool:
@@ -114,7 +120,7 @@ class SentimentConfig:
     # --- (de)serialisation -------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat, JSON-friendly view for logging params (source already resolved)."""
+        """Flat, JSON-friendly view for logging params (the fields as given; see data_source)."""
         return asdict(self)
 
     @classmethod

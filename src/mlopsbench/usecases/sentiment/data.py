@@ -146,7 +146,7 @@ def load_train_reviews(cfg: SentimentConfig) -> Reviews:
     it. A single file or the fixture has one pool: every review not in the test sample (or a
     stratified ``train_sample_size`` of them).
     """
-    if cfg.source in ("hf", "aclimdb"):
+    if cfg.data_source in ("hf", "aclimdb"):
         pool = _pool(cfg, "train")
         n = cfg.train_sample_size or DEFAULT_TRAIN_SAMPLE
         return pool.take(stratified_indices(pool.labels, n, [cfg.seed, 1], pool.source))
@@ -164,11 +164,11 @@ def load_train_reviews(cfg: SentimentConfig) -> Reviews:
 
 
 def _pool(cfg: SentimentConfig, split: str) -> _Pool:
-    if cfg.source == "hf":
+    if cfg.data_source == "hf":
         return _hf_pool(split)
-    if cfg.source == "aclimdb":
+    if cfg.data_source == "aclimdb":
         return _aclimdb_pool(Path(cfg.data_path or ""), split)
-    if cfg.source == "file":
+    if cfg.data_source == "file":
         return _file_pool(Path(cfg.data_path or ""), source=f"file:{cfg.data_path}")
     return _file_pool(FIXTURE_PATH, source="fixture:reviews.jsonl")
 
