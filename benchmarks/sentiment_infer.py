@@ -15,8 +15,9 @@ token counts are close to what BERT's vocabulary gives on English reviews (punct
 The reviews are sentences of the project's fixture reviews concatenated up to a log-normal word
 count (median 174, mean about 230 words, long tail capped at 2,500) like IMDB's test split. With
 ``--model-path`` the real checkpoint and its own tokenizer are used instead (e.g. a cached
-distilbert-base-uncased-finetuned-sst-2-english), which also makes the agreement figures for
-bf16/int8 meaningful (random weights give near-tied logits, where any rounding flips a label).
+distilbert-base-uncased-finetuned-sst-2-english). The random model's head bias is centred on
+the median logit gap (:func:`center_decision`), otherwise it labels every review the same and
+agreement between precisions would say nothing.
 
 Both paths truncate the same way (``--truncation tokens``: 512 tokens; ``chars``: the paper's
 ``text[:512]``). Full run (the issue's workload)::
@@ -46,6 +47,7 @@ from mlopsbench.usecases.sentiment.data import FIXTURE_PATH
 from mlopsbench.usecases.sentiment.infer import encode, model_max_positions, predict
 
 MEDIAN_WORDS, SIGMA, MAX_WORDS, MIN_WORDS = 174.0, 0.75, 2500, 10
+CENTER_SAMPLE = 48  # reviews used to centre the random model's decision boundary
 
 
 def synthetic_reviews(n: int, seed: int) -> list[str]:
@@ -74,7 +76,21 @@ def build_model_and_tokenizer(model_path: str | None, corpus: Sequence[str]) -> 
 
     torch.manual_seed(0)
     model = DistilBertForSequenceClassification(DistilBertConfig()).eval()
-    return model, build_tokenizer(corpus)
+    tokenizer = build_tokenizer(corpus)
+    center_decision(model, tokenizer, corpus[:CENTER_SAMPLE])
+    return model, tokenizer
+
+
+def center_decision(model: Any, tokenizer: Any, texts: Sequence[str]) -> None:
+    """Shift the random head's bias so that half of the reviews fall on each side.
+
+    Untouched, the random model gives every review the same label, so "bf16 agrees with fp32"
+    would be trivially true. Centred, many reviews sit near the decision boundary, where any
+    rounding flips a label: a harsher agreement test than a trained model's confident outputs.
+    """
+    logits = predict(model, tokenizer, texts, batch_size=16).logits
+    with torch.no_grad():
+        model.classifier.bias[1] -= float(np.median(logits[:, 1] - logits[:, 0]))
 
 
 def paper_style(

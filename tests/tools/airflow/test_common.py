@@ -19,7 +19,7 @@ def test_params_mirror_the_core_config(usecase: str, config: object) -> None:
     specs = common.param_specs(usecase)
     core_keys = set(config.to_dict())  # type: ignore[attr-defined]
     assert set(specs) == core_keys | set(common.TOOL_PARAMS)
-    for key in core_keys - {"source"}:  # sentiment's source default is resolved by the config
+    for key in core_keys:
         assert specs[key][0] == config.to_dict()[key], key  # type: ignore[attr-defined]
     for _default, schema, description in specs.values():
         assert "type" in schema and description

@@ -181,7 +181,8 @@ def test_sentiment_smoke_dag_runs_offline(tmp_path: Path, quiet_threads: None) -
     result = runner.run(RunRequest(usecase="sentiment", config=config, out_dir=tmp_path / "run"))
 
     assert result.status == "ok", result.error
-    assert result.model == "tiny-distilbert" and result.params["source"] == "fixture"
+    assert result.model == "tiny-distilbert" and result.params == config.to_dict()
+    assert "fixture" in str(result.tool_info["dataset"]["source"])
     assert set(result.tool_info["task_states"]) == {
         "prepare_data", "prepare_model", "evaluate_model", "quality_gate", "log_to_mlflow"
     }  # fmt: skip

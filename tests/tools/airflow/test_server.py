@@ -101,3 +101,20 @@ def test_admin_password_is_generated_once_and_private(tmp_path: Path) -> None:
     env = server.server_env(settings)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{settings.url}/execution/"
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] not in path.read_text()
+
+
+def test_cli_reports_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mlopsbench.cli import app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = int(sock.getsockname()[1])
+        result = CliRunner().invoke(
+            app, ["server", "airflow", "--port", str(port), "--home", str(tmp_path / "home")]
+        )
+    assert result.exit_code == 1
+    assert f"error: port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.output

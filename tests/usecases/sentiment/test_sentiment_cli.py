@@ -51,3 +51,12 @@ def test_bad_option_is_a_config_error(tmp_path: Path) -> None:
         app, ["run", "sentiment", "--smoke", "--truncation", "words", "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "unknown truncation 'words'" in result.output
+
+
+def test_hub_model_offline_is_one_line_with_instructions(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["run", "sentiment", "--data", "fixture", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--model-path" in result.output and "--smoke" in result.output
+    assert not list(tmp_path.glob("*/result.json"))

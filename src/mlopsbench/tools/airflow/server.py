@@ -266,17 +266,26 @@ def wait_until_exit(server: AirflowServer, poll_s: float = 1.0) -> None:
 
 
 def stop(server: AirflowServer, timeout_s: float = 30.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after ``timeout_s``."""
+    """Stop cleanly: scheduler and dag-processor first, then the API server, then the group.
+
+    The API server's graceful shutdown waits for its clients' keep-alive connections, so it
+    goes last; whatever is still alive after ``timeout_s`` (a stuck task) is SIGKILLed.
+    """
     if not server.processes:
         return
     group = next(iter(server.processes.values())).pid
-    _signal_group(group, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    for process in server.processes.values():
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            break
+    clients = [p for name, p in server.processes.items() if name != "api-server"]
+    api = [p for name, p in server.processes.items() if name == "api-server"]
+    for batch in (clients, api):
+        for process in batch:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in batch:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                continue
     _signal_group(group, signal.SIGKILL)  # stragglers (task processes) of the same group
     for process in server.processes.values():
         try:
