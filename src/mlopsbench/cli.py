@@ -28,9 +28,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-server_app = typer.Typer(help="Start a tool's server on 127.0.0.1 (Ctrl-C stops it cleanly).", no_args_is_help=True)
+server_app = typer.Typer(
+    help="Start a tool's server on 127.0.0.1 (Ctrl-C stops it cleanly).", no_args_is_help=True
+)
 serve_app = typer.Typer(help="Serve a registered model over REST.", no_args_is_help=True)
-kfp_app = typer.Typer(help="Compile Kubeflow pipelines or submit them to a cluster.", no_args_is_help=True)
+kfp_app = typer.Typer(
+    help="Compile Kubeflow pipelines or submit them to a cluster.", no_args_is_help=True
+)
 app.add_typer(server_app, name="server")
 app.add_typer(serve_app, name="serve")
 app.add_typer(kfp_app, name="kfp")
@@ -75,15 +79,24 @@ def main(
 # run
 # --------------------------------------------------------------------------------------------
 
-run_app = typer.Typer(help="Run one use case on one tool and write its result record.", no_args_is_help=True)
+run_app = typer.Typer(
+    help="Run one use case on one tool and write its result record.", no_args_is_help=True
+)
 app.add_typer(run_app, name="run")
 
-ToolOpt = Annotated[str, typer.Option("--tool", "-t", help="plain, mlflow, metaflow, airflow or kfp.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for run outputs (one sub-folder per run).")]
+ToolOpt = Annotated[
+    str, typer.Option("--tool", "-t", help="plain, mlflow, metaflow, airflow or kfp.")
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Folder for run outputs (one sub-folder per run).")
+]
 TrackingOpt = Annotated[
     str | None,
-    typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                 help="MLflow tracking URI (also makes Metaflow/Airflow/KFP log to MLflow)."),
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI (also makes Metaflow/Airflow/KFP log to MLflow).",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 
@@ -97,8 +110,13 @@ def run_digits(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
     seed: SeedOpt = 42,
-    data: Annotated[str, typer.Option(help="sklearn (bundled, offline), hf, torchvision, idx or npz.")] = "sklearn",
-    data_path: Annotated[str | None, typer.Option(help="Folder (idx; hf: a save_to_disk folder) or file (npz) for local data.")] = None,
+    data: Annotated[
+        str, typer.Option(help="sklearn (bundled, offline), hf, torchvision, idx or npz.")
+    ] = "sklearn",
+    data_path: Annotated[
+        str | None,
+        typer.Option(help="Folder (idx; hf: a save_to_disk folder) or file (npz) for local data."),
+    ] = None,
     threshold: Annotated[float, typer.Option(help="Quality gate on test accuracy.")] = 0.90,
     precision: Annotated[str, typer.Option(help="fp32, bf16 or auto.")] = "fp32",
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
@@ -109,8 +127,14 @@ def run_digits(
     from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 
     cfg = DigitsConfig(
-        model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-        threshold=threshold, precision=precision, device=device,
+        model=model,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        threshold=threshold,
+        precision=precision,
+        device=device,
         data=DigitsDataConfig(source=data, path=data_path),
     )
     _run_and_report("digits", tool, cfg, out, tracking_uri)
@@ -120,17 +144,44 @@ def run_digits(
 @friendly_errors
 def run_sentiment(
     tool: ToolOpt = "plain",
-    smoke: Annotated[bool, typer.Option(help="Offline: tiny DistilBERT + bundled review fixture.")] = False,
-    model_path: Annotated[str | None, typer.Option(help="Local folder with a sequence-classification checkpoint + tokenizer.")] = None,
-    data: Annotated[str | None, typer.Option(help="hf, aclimdb, file or fixture (default: fixture with --smoke, else hf).")] = None,
-    data_path: Annotated[str | None, typer.Option(help="aclImdb/ folder or a CSV/Parquet/JSONL file with text,label.")] = None,
-    sample: Annotated[int | None, typer.Option(help="Reviews to sample, half of each class (default 500; --smoke: 100 held-out fixture reviews).")] = None,
-    max_length: Annotated[int, typer.Option(help="Truncation length (tokens, or characters with --truncation chars).")] = 512,
-    truncation: Annotated[str, typer.Option(help="tokens (correct) or chars (the paper's cut).")] = "tokens",
+    smoke: Annotated[
+        bool, typer.Option(help="Offline: tiny DistilBERT + bundled review fixture.")
+    ] = False,
+    model_path: Annotated[
+        str | None,
+        typer.Option(help="Local folder with a sequence-classification checkpoint + tokenizer."),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="hf, aclimdb, file or fixture (default: fixture with --smoke, else hf)."),
+    ] = None,
+    data_path: Annotated[
+        str | None,
+        typer.Option(help="aclImdb/ folder or a CSV/Parquet/JSONL file with text,label."),
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Reviews to sample, half of each class (default 500; --smoke: 100 held-out fixture reviews)."
+        ),
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="Truncation length (tokens, or characters with --truncation chars).")
+    ] = 512,
+    truncation: Annotated[
+        str, typer.Option(help="tokens (correct) or chars (the paper's cut).")
+    ] = "tokens",
     batch_size: Annotated[int, typer.Option(help="Inference batch size.")] = 32,
-    fine_tune: Annotated[bool, typer.Option(help="Fine-tune on a training sample before evaluating.")] = False,
-    fine_tune_epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs (default 2; --smoke: 10).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or int8 (low precision only if >= 99% agreement with fp32).")] = "fp32",
+    fine_tune: Annotated[
+        bool, typer.Option(help="Fine-tune on a training sample before evaluating.")
+    ] = False,
+    fine_tune_epochs: Annotated[
+        int | None, typer.Option(help="Fine-tuning epochs (default 2; --smoke: 10).")
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32, bf16 or int8 (low precision only if >= 99% agreement with fp32)."),
+    ] = "fp32",
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     threshold: Annotated[float, typer.Option(help="Quality gate on accuracy.")] = 0.80,
     seed: SeedOpt = 42,
@@ -141,10 +192,20 @@ def run_sentiment(
     from mlopsbench.usecases.sentiment.config import SentimentConfig
 
     cfg = SentimentConfig(
-        smoke=smoke, model_path=model_path, source=data, data_path=data_path,
-        sample_size=sample, max_length=max_length, truncation=truncation,
-        batch_size=batch_size, fine_tune=fine_tune, threshold=threshold, seed=seed,
-        fine_tune_epochs=fine_tune_epochs, precision=precision, device=device,
+        smoke=smoke,
+        model_path=model_path,
+        source=data,
+        data_path=data_path,
+        sample_size=sample,
+        max_length=max_length,
+        truncation=truncation,
+        batch_size=batch_size,
+        fine_tune=fine_tune,
+        threshold=threshold,
+        seed=seed,
+        fine_tune_epochs=fine_tune_epochs,
+        precision=precision,
+        device=device,
     )
     _run_and_report("sentiment", tool, cfg, out, tracking_uri)
 
@@ -171,14 +232,25 @@ def _run_and_report(usecase: str, tool: str, cfg: Any, out: Path, tracking_uri: 
     spec = get_spec(tool)
     runner = load_runner(spec.name)
     run_dir = new_run_dir(out, spec.name, usecase)
-    request = RunRequest(usecase=usecase, config=cfg, out_dir=run_dir,
-                         tracking_uri=tracking_uri, show_progress=sys.stderr.isatty())
-    with console.status(f"running {usecase} on {spec.name}…", spinner="dots") if not request.show_progress else _null():
+    request = RunRequest(
+        usecase=usecase,
+        config=cfg,
+        out_dir=run_dir,
+        tracking_uri=tracking_uri,
+        show_progress=sys.stderr.isatty(),
+    )
+    with (
+        console.status(f"running {usecase} on {spec.name}…", spinner="dots")
+        if not request.show_progress
+        else _null()
+    ):
         result = runner(request)
     result_path = result.write(run_dir / "result.json")
     _print_result(result, result_path)
     if result.status != "ok":
-        err_console.print(f"[bold red]error:[/] {result.error or result.status}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {result.error or result.status}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(3 if result.status == "gate_failed" else 1)
 
 
@@ -194,12 +266,18 @@ def _print_result(result: Any, path: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.usecase} · {result.tool} · {result.model}", show_header=False)
-    table.add_row("status", f"[green]{result.status}[/]" if result.status == "ok" else f"[red]{result.status}[/]")
+    table.add_row(
+        "status",
+        f"[green]{result.status}[/]" if result.status == "ok" else f"[red]{result.status}[/]",
+    )
     for key in ("accuracy", "macro_f1", "loss"):
         if key in result.metrics:
             table.add_row(key, f"{result.metrics[key]:.4f}")
     if result.gate:
-        table.add_row("gate", f"{'passed' if result.gate['passed'] else 'FAILED'} (≥ {result.gate['threshold']})")
+        table.add_row(
+            "gate",
+            f"{'passed' if result.gate['passed'] else 'FAILED'} (≥ {result.gate['threshold']})",
+        )
     table.add_row("wall time", f"{result.wall_time_s:.1f} s")
     table.add_row("stages", ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     table.add_row("peak RSS", f"{result.peak_rss_mb:.0f} MB")
@@ -225,7 +303,13 @@ def list_tools() -> None:
 
     from mlopsbench.registry import TOOLS, missing_requirements
 
-    dists = {"mlflow": "mlflow", "metaflow": "metaflow", "airflow": "apache-airflow", "kfp": "kfp", "plain": "torch"}
+    dists = {
+        "mlflow": "mlflow",
+        "metaflow": "metaflow",
+        "airflow": "apache-airflow",
+        "kfp": "kfp",
+        "plain": "torch",
+    }
     table = Table("tool", "available", "version", "what it runs")
     for name, spec in TOOLS.items():
         missing = missing_requirements(name)
@@ -529,7 +613,9 @@ def server_airflow(
     server = airflow_server.start(settings)
     try:
         ready_s = airflow_server.wait_ready(server)
-        console.print(f"[green]Airflow ready[/] in {ready_s:.0f} s (db migrate {server.migrate_s:.0f} s)")
+        console.print(
+            f"[green]Airflow ready[/] in {ready_s:.0f} s (db migrate {server.migrate_s:.0f} s)"
+        )
         console.print(f"  UI/API    {server.url}   login: admin / {server.password}")
         console.print(f"  DAGs      {', '.join(DAG_IDS.values())}")
         console.print(f"  artifacts {settings.artifacts}")

@@ -14,6 +14,17 @@ from typing import Any
 
 USECASES = ("digits", "sentiment")
 
+# What every tool's evidence(result) checks in the tool's own store (the harness's checklist).
+EVIDENCE_KEYS = (
+    "params",
+    "per_epoch_metrics",
+    "final_metrics",
+    "model_artifact",
+    "plots",
+    "lineage",
+    "run_state",
+)
+
 
 @dataclass(frozen=True)
 class RunRequest:

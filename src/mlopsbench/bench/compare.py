@@ -130,7 +130,8 @@ def child_env(cfg: CompareConfig, run_dir: Path, tmp_dir: Path) -> dict[str, str
             env[name] = str(cfg.threads)
     # `import airflow` without AIRFLOW_HOME creates ~/airflow; Metaflow needs a user name.
     env.setdefault("AIRFLOW_HOME", str(run_dir / "airflow-home"))
-    if not env.get("USER") and not env.get("METAFLOW_USER"):
+    # Metaflow refuses a missing user and "root" (CI, containers): name the bench's runs.
+    if not env.get("METAFLOW_USER") and env.get("USER", "root") in ("", "root"):
         env["METAFLOW_USER"] = "mlopsbench"
     env.pop("MLFLOW_TRACKING_URI", None)  # tools log where the request says, nowhere else
     return env

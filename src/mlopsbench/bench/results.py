@@ -21,15 +21,6 @@ from typing import Any
 from mlopsbench.errors import DataError
 
 RESULTS_FILE = "results.jsonl"
-EVIDENCE_KEYS = (
-    "params",
-    "per_epoch_metrics",
-    "final_metrics",
-    "model_artifact",
-    "plots",
-    "lineage",
-    "run_state",
-)
 CORE_STAGES = ("data", "train", "model", "evaluate")
 
 

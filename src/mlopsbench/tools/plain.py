@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlopsbench.result import (
+    EVIDENCE_KEYS,
     RunRequest,
     RunResult,
     StageTimer,
@@ -113,15 +114,8 @@ def _run_sentiment(request: RunRequest) -> RunResult:
 # evidence: what the run really left behind
 # --------------------------------------------------------------------------------------------
 
-EVIDENCE_KEYS = (
-    "params",
-    "per_epoch_metrics",
-    "final_metrics",
-    "model_artifact",
-    "plots",
-    "lineage",
-    "run_state",
-)
+__all__ = ["EVIDENCE_KEYS", "evidence", "run"]
+
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

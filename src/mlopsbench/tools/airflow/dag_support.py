@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mlopsbench.errors import ConfigError, MlopsbenchError
+from mlopsbench.errors import ConfigError, MlopsbenchError, ServerError
 from mlopsbench.tools.airflow import alerts
 from mlopsbench.tools.airflow.common import (
     DEFAULT_RETRIES,
@@ -131,12 +131,15 @@ def current_run(usecase: str) -> TaskRun:
 def user_errors() -> Iterator[None]:
     """Fail a task without retries on user errors (bad path, bad value): retrying cannot help.
 
-    Anything else (a crash, an OOM kill, a flaky mount) keeps Airflow's retries.
+    Anything else (a crash, an OOM kill, a flaky mount, an unreachable MLflow server) keeps
+    Airflow's retries.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
         yield
+    except ServerError:
+        raise
     except MlopsbenchError as exc:
         raise AirflowFailException(str(exc)) from exc
 

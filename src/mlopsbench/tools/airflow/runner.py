@@ -29,6 +29,7 @@ from typing import Any
 
 from mlopsbench.errors import ConfigError, DataError, MlopsbenchError
 from mlopsbench.result import (
+    EVIDENCE_KEYS,
     RunRequest,
     RunResult,
     StageTimer,
@@ -368,15 +369,7 @@ def _overheads(worker: dict[str, Any], record: metadata.DagRunRecord) -> dict[st
 
 def evidence(result: RunResult) -> dict[str, bool]:
     """Check the metadata DB (dag_run, task_instance, xcom) and the files XCom points to."""
-    keys = (
-        "params",
-        "per_epoch_metrics",
-        "final_metrics",
-        "model_artifact",
-        "plots",
-        "lineage",
-        "run_state",
-    )
+    keys = EVIDENCE_KEYS
     info = result.tool_info
     try:
         record = metadata.read_run(info["airflow_db"], info["dag_id"], info["run_id"])

@@ -34,6 +34,7 @@ from typing import Any
 
 from mlopsbench.errors import ConfigError, DataError, MlopsbenchError
 from mlopsbench.result import (
+    EVIDENCE_KEYS,
     RunRequest,
     RunResult,
     StageTimer,
@@ -89,15 +90,7 @@ def resume(request: RunRequest, origin_run_id: str) -> RunResult:
 
 def evidence(result: RunResult) -> dict[str, bool]:
     """What Metaflow really recorded for this run, read from its datastore via the Client API."""
-    keys = (
-        "params",
-        "per_epoch_metrics",
-        "final_metrics",
-        "model_artifact",
-        "plots",
-        "lineage",
-        "run_state",
-    )
+    keys = EVIDENCE_KEYS
     pathspec, run_dir = result.tool_info.get("pathspec"), result.tool_info.get("run_dir")
     if not pathspec or not run_dir or not (Path(run_dir) / DATASTORE_DIR).is_dir():
         return dict.fromkeys(keys, False)

@@ -26,6 +26,7 @@ from typing import Any
 from mlopsbench import tracking
 from mlopsbench.errors import MlopsbenchError
 from mlopsbench.result import (
+    EVIDENCE_KEYS,
     RunRequest,
     RunResult,
     StageTimer,
@@ -37,15 +38,6 @@ from mlopsbench.tools.mlflow import core
 from mlopsbench.tools.mlflow import registry as model_registry
 
 TOOL = "mlflow"
-EVIDENCE_KEYS = (
-    "params",
-    "per_epoch_metrics",
-    "final_metrics",
-    "model_artifact",
-    "plots",
-    "lineage",
-    "run_state",
-)
 
 
 @dataclass

@@ -124,3 +124,44 @@ def _save(fig: Any, path: Path) -> Path:
     tmp.replace(path)
     plt.close(fig)
     return path
+
+
+# File names every use case's evaluate stage writes (tools and the harness look for these).
+EMBEDDINGS_FILE = "embeddings.npz"
+CONFUSION_PNG = "confusion_matrix.png"
+CURVE_PNG = "training_curve.png"
+TSNE_PNG = "tsne.png"
+
+
+def standard_plots(
+    out_dir: str | Path, evaluation: dict[str, Any], history_path: str | Path | None
+) -> dict[str, str]:
+    """Confusion matrix, t-SNE of the saved embeddings and (after training) the training curve.
+
+    ``evaluation`` is a ``ClassificationReport.to_dict()``; embeddings are read from
+    ``out_dir/embeddings.npz`` (arrays ``embeddings`` and ``labels``) when the stage wrote them.
+    """
+    import json
+
+    out_dir = Path(out_dir)
+    made = {
+        "confusion_matrix": str(
+            confusion_matrix_png(
+                evaluation["confusion"], evaluation["labels"], out_dir / CONFUSION_PNG
+            )
+        )
+    }
+    emb_path = out_dir / EMBEDDINGS_FILE
+    if emb_path.exists():
+        with np.load(emb_path) as emb:
+            if len(emb["labels"]) >= 5:  # t-SNE needs a handful of points
+                made["tsne"] = str(
+                    tsne_png(
+                        emb["embeddings"], emb["labels"], evaluation["labels"], out_dir / TSNE_PNG
+                    )
+                )
+    if history_path is not None and Path(history_path).exists():
+        history = json.loads(Path(history_path).read_text())
+        if history:
+            made["training_curve"] = str(training_curve_png(history, out_dir / CURVE_PNG))
+    return made

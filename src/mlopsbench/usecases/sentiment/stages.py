@@ -15,6 +15,9 @@ from typing import Any
 
 from mlopsbench.result import write_json_atomic
 from mlopsbench.usecases.common.gate import check_gate
+from mlopsbench.usecases.common.plots import (
+    EMBEDDINGS_FILE,
+)
 from mlopsbench.usecases.sentiment.config import LABELS, SentimentConfig
 
 DATA_FILE = "reviews.jsonl"
@@ -24,10 +27,6 @@ HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.jsonl"
-EMBEDDINGS_FILE = "embeddings.npz"
-CONFUSION_PNG = "confusion_matrix.png"
-CURVE_PNG = "training_curve.png"
-TSNE_PNG = "tsne.png"
 
 
 def prepare_data(cfg: SentimentConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -187,33 +186,10 @@ def evaluate_model(
 def make_plots(
     out_dir: str | Path, evaluation: dict[str, Any], history_path: str | Path | None
 ) -> dict[str, str]:
-    """Confusion matrix, t-SNE of the CLS embeddings and (after training) the training curve."""
-    import numpy as np
+    """The standard figures (confusion matrix, t-SNE, training curve) for this use case."""
+    from mlopsbench.usecases.common.plots import standard_plots
 
-    from mlopsbench.usecases.common.plots import confusion_matrix_png, training_curve_png, tsne_png
-
-    out_dir = Path(out_dir)
-    made = {
-        "confusion_matrix": str(
-            confusion_matrix_png(
-                evaluation["confusion"], evaluation["labels"], out_dir / CONFUSION_PNG
-            )
-        )
-    }
-    emb_path = out_dir / EMBEDDINGS_FILE
-    if emb_path.exists():
-        with np.load(emb_path) as emb:
-            if len(emb["labels"]) >= 5:  # t-SNE needs a handful of points
-                made["tsne"] = str(
-                    tsne_png(
-                        emb["embeddings"], emb["labels"], evaluation["labels"], out_dir / TSNE_PNG
-                    )
-                )
-    if history_path is not None and Path(history_path).exists():
-        history = json.loads(Path(history_path).read_text())
-        if history:
-            made["training_curve"] = str(training_curve_png(history, out_dir / CURVE_PNG))
-    return made
+    return standard_plots(out_dir, evaluation, history_path)
 
 
 def _write_predictions(path: Path, reviews: Any, pred: Any) -> None:
