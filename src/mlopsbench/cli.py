@@ -353,7 +353,7 @@ def compare(
     repeats: Annotated[int, typer.Option(help="Runs per tool and model (median and spread).")] = 1,
     epochs: Annotated[
         int | None,
-        typer.Option(help="Training epochs (digits; default 2 to fit the 3-minute budget)."),
+        typer.Option(help="Training epochs (digits; default: the paper's 5)."),
     ] = None,
     seed: Annotated[
         int | None,
@@ -413,7 +413,7 @@ def compare(
     tool_names = tuple(dict.fromkeys(get_spec(t).name for t in tools.split(",") if t.strip()))
     model_names = tuple(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
     if usecase == "digits":
-        values = base_config("digits", epochs=epochs if epochs is not None else 2, seed=seed)
+        values = base_config("digits", epochs=epochs, seed=seed)
     else:
         values = base_config(
             "sentiment", smoke=smoke or None, model_path=model_path, sample_size=sample, seed=seed

@@ -11,10 +11,11 @@ import pytest
 
 from mlopsbench.bench import compare as cmp
 from mlopsbench.bench.configs import absolutize_paths, apply_overrides, base_config, field_types
-from mlopsbench.bench.results import EVIDENCE_KEYS, append_row, iter_rows, read_rows
+from mlopsbench.bench.results import append_row, iter_rows, read_rows
 from mlopsbench.bench.spawn import run_child
 from mlopsbench.bench.worker import run_request
 from mlopsbench.errors import ConfigError, DataError
+from mlopsbench.result import EVIDENCE_KEYS
 
 
 def _cfg(out: Path, **changes: Any) -> cmp.CompareConfig:

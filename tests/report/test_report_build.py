@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mlopsbench.bench.results import EVIDENCE_KEYS, append_row, read_rows
+from mlopsbench.bench.results import append_row, read_rows
 from mlopsbench.cli import app
 from mlopsbench.report.aggregate import run_split, summarize
 from mlopsbench.report.build import build_document, build_report
 from mlopsbench.report.document import Table
 from mlopsbench.report.matrix import load_matrix
 from mlopsbench.report.measured import instrumentation_score, measured_matrix
+from mlopsbench.result import EVIDENCE_KEYS
 
 ALL = dict.fromkeys(EVIDENCE_KEYS, True)
 

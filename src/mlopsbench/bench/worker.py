@@ -45,8 +45,8 @@ def _evidence(tool: str, result: Any) -> tuple[dict[str, bool] | None, str | Non
     """Call the runner module's ``evidence(result)``; None when the module has none."""
     import importlib
 
-    from mlopsbench.bench.results import EVIDENCE_KEYS
     from mlopsbench.registry import get_spec
+    from mlopsbench.result import EVIDENCE_KEYS
 
     module = importlib.import_module(get_spec(tool).module)
     reader = getattr(module, "evidence", None)

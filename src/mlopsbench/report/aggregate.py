@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlopsbench.bench.results import CORE_STAGES, EVIDENCE_KEYS
+from mlopsbench.bench.results import CORE_STAGES
+from mlopsbench.result import EVIDENCE_KEYS
 
 COMPLETED = ("ok", "gate_failed")
 SPLIT_PARTS = ("import", "data", "train", "evaluate", "tool")

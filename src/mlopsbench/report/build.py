@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mlopsbench.bench.results import EVIDENCE_KEYS, read_rows, results_path
+from mlopsbench.bench.results import read_rows, results_path
 from mlopsbench.report import charts
 from mlopsbench.report import matrix as mx
 from mlopsbench.report.aggregate import SPLIT_PARTS, Summary, summarize
@@ -28,6 +28,7 @@ from mlopsbench.report.document import (
     to_markdown,
 )
 from mlopsbench.report.measured import FORMULAS, MEASURABLE, measured_matrix
+from mlopsbench.result import EVIDENCE_KEYS
 
 EVIDENCE_LABELS = {
     "params": "params",
