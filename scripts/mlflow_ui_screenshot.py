@@ -16,37 +16,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from mlopsbench.report.chromium import find_chromium, headless_command
+
 RUN_NAME = "digits-mlflow-ui"  # the run's name in MLflow is its output folder's name
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
-
-
-def find_chromium() -> str:
-    for candidate in CHROMIUM_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    raise SystemExit("chromium not found: apt-get install -y chromium")
 
 
 def chromium_args(binary: str, profile: Path) -> list[str]:
-    return [
-        binary,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1400,900",
-        "--virtual-time-budget=15000",
-    ]
+    return [*headless_command(binary, profile, "1400,900"), "--virtual-time-budget=15000"]
 
 
 def capture(binary: str, url: str, png: Path, work: Path) -> str:

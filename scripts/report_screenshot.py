@@ -11,42 +11,25 @@ Install it with ``apt-get install -y chromium`` when missing.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def find_browser() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    raise SystemExit("error: no Chromium found; install it with: apt-get install -y chromium")
+from mlopsbench.report.chromium import find_chromium, headless_command
 
 
 def screenshot(html: Path, out: Path, size: str = "1400,2400", timeout_s: float = 120.0) -> Path:
     """Write ``out`` (PNG) from ``html``; raise SystemExit with one line on failure."""
     if not html.is_file():
         raise SystemExit(f"error: no report at {html}")
-    browser = find_browser()
+    browser = find_chromium()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mlopsbench-chromium-") as profile:
         args = [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
+            *headless_command(browser, profile, size),
             "--hide-scrollbars",
-            f"--user-data-dir={profile}",
             f"--screenshot={out.resolve()}",
-            f"--window-size={size}",
             html.resolve().as_uri(),
         ]
         try:

@@ -7,6 +7,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -242,7 +243,7 @@ def _run_and_report(usecase: str, tool: str, cfg: Any, out: Path, tracking_uri: 
     with (
         console.status(f"running {usecase} on {spec.name}…", spinner="dots")
         if not request.show_progress
-        else _null()
+        else contextlib.nullcontext()
     ):
         result = runner(request)
     result_path = result.write(run_dir / "result.json")
@@ -252,14 +253,6 @@ def _run_and_report(usecase: str, tool: str, cfg: Any, out: Path, tracking_uri: 
             f"[bold red]error:[/] {result.error or result.status}", highlight=False, soft_wrap=True
         )
         raise typer.Exit(3 if result.status == "gate_failed" else 1)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _print_result(result: Any, path: Path) -> None:

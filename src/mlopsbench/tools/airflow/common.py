@@ -238,6 +238,15 @@ def alerts_log_path(params: Mapping[str, Any] | None = None) -> Path:
 # ------------------------------------------------------------------------------------------
 
 
+def last_log_line(path: Path) -> str:
+    """The last non-blank line of a log (capped), for one-line errors that point at the log."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1].strip()[:300] if lines else "no output"
+
+
 def sqlite_url(db_path: str | Path) -> str:
     return f"sqlite:///{Path(db_path).resolve()}"
 

@@ -173,20 +173,12 @@ def _read_worker_json(layout: _Layout, returncode: int) -> dict[str, Any]:
     except (OSError, ValueError):
         raise MlopsbenchError(
             f"Airflow worker exited with code {returncode} without a result "
-            f"({_last_line(layout.worker_log)}; log: {layout.worker_log})"
+            f"({common.last_log_line(layout.worker_log)}; log: {layout.worker_log})"
         ) from None
     if "error" in worker:
         error_class = _ERRORS.get(worker.get("error_type", ""), MlopsbenchError)
         raise error_class(str(worker["error"]).splitlines()[0])
     return worker
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no output"
-    return lines[-1].strip()[:300] if lines else "no output"
 
 
 # ------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsbench.errors import ConfigError, ServerError
-from mlopsbench.tools.airflow.common import DAG_IDS, DAGS_FOLDER, airflow_env
+from mlopsbench.tools.airflow.common import DAG_IDS, DAGS_FOLDER, airflow_env, last_log_line
 
 HOST = "127.0.0.1"
 USERNAME = "admin"
@@ -169,7 +169,7 @@ def migrate(settings: ServerSettings, env: Mapping[str, str], timeout_s: float =
                 f"`airflow db migrate` took over {timeout_s:.0f} s ({log_path})"
             ) from None
     if done.returncode != 0:
-        raise ServerError(f"`airflow db migrate` failed: {_last_line(log_path)} ({log_path})")
+        raise ServerError(f"`airflow db migrate` failed: {last_log_line(log_path)} ({log_path})")
     return time.perf_counter() - t0
 
 
@@ -255,7 +255,7 @@ def _check_alive(server: AirflowServer) -> None:
         code = process.poll()
         if code is not None:
             log_path = server.log_dir / f"{name}.log"
-            raise ServerError(f"airflow {name} exited with code {code}: {_last_line(log_path)}")
+            raise ServerError(f"airflow {name} exited with code {code}: {last_log_line(log_path)}")
 
 
 def wait_until_exit(server: AirflowServer, poll_s: float = 1.0) -> None:
@@ -310,14 +310,6 @@ def running(settings: ServerSettings, timeout_s: float = 240.0) -> Iterator[Airf
         yield server
     finally:
         stop(server)
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no output"
-    return lines[-1].strip()[:300] if lines else "no output"
 
 
 # ------------------------------------------------------------------------------------------
