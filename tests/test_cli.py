@@ -67,6 +67,7 @@ def test_user_errors_are_one_line(tmp_path: Path, args: list[str], code: int, me
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert "Traceback" not in result.output
     assert results_under(tmp_path) == []  # nothing half-written
+    assert not any(tmp_path.iterdir())  # not even an empty run folder
 
 
 def test_run_digits_plain_end_to_end(tmp_path: Path) -> None:

@@ -82,17 +82,70 @@ def test_low_precision_only_with_enough_agreement(
     tiny: tuple[Any, Any], smoke_cfg: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model, tok = tiny
-    texts = list(load_test_reviews(smoke_cfg).texts[:16])
+    texts = list(load_test_reviews(smoke_cfg).texts[:48])
+    reference = infer.predict(model, tok, texts)
     for precision in ("bf16", "int8"):
         pred, info = infer.predict_guarded(model, tok, texts, precision=precision)
         assert info["precision_requested"] == precision
-        assert 0.0 <= info["agreement"] <= 1.0 and info["calibration_size"] == 16
+        assert 0.0 <= info["agreement"] <= 1.0 and info["calibration_size"] == 32
         expected = precision if info["agreement"] >= infer.MIN_AGREEMENT else "fp32"
-        assert info["precision_used"] == expected and pred.preds.shape == (16,)
+        assert info["precision_used"] == expected and pred.preds.shape == (48,)
+        # The guard's promise: the same labels as fp32 (re-checked near the boundary).
+        assert (pred.preds == reference.preds).mean() >= infer.MIN_AGREEMENT
     monkeypatch.setattr(infer, "MIN_AGREEMENT", 1.01)  # nothing can pass: falls back to fp32
     pred, info = infer.predict_guarded(model, tok, texts, precision="bf16")
-    reference = infer.predict(model, tok, texts)
-    assert info["precision_used"] == "fp32"
-    np.testing.assert_array_equal(pred.logits, reference.logits)
+    assert info["precision_used"] == "fp32" and info["rechecked_in_fp32"] == 0
+    np.testing.assert_allclose(pred.logits, reference.logits, atol=1e-5)  # other batch mates
     _, info = infer.predict_guarded(model, tok, texts)
     assert info["agreement"] is None and info["precision_used"] == "fp32"
+
+
+def test_guard_keeps_fp32_for_calibration_and_rechecks_near_the_boundary(
+    tiny: tuple[Any, Any], smoke_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok = tiny
+    texts = list(load_test_reviews(smoke_cfg).texts[:48])
+    reference = infer.predict(model, tok, texts)
+    low = infer.predict(model, tok, texts, precision="bf16")
+    monkeypatch.setattr(infer, "MIN_AGREEMENT", 0.0)  # always accept bf16
+    pred, info = infer.predict_guarded(model, tok, texts, precision="bf16")
+    calib = infer.calibration_indices(pred.n_tokens, infer.CALIBRATION_SIZE)
+    rest = np.setdiff1d(np.arange(48), calib)
+    assert info["precision_used"] == "bf16" and info["margin"] == 4.0 * info["max_logit_error"]
+    # Subsets batch differently from a full run: equal up to float summation order.
+    np.testing.assert_allclose(pred.logits[calib], reference.logits[calib], atol=1e-5)
+    gap = low.logits[:, 1] - low.logits[:, 0]
+    near = rest[np.abs(gap[rest]) <= info["margin"]]
+    assert info["rechecked_in_fp32"] == len(near)
+    np.testing.assert_allclose(pred.logits[near], reference.logits[near], atol=1e-5)
+    far = np.setdiff1d(rest, near)
+    assert len(far) and np.abs(pred.logits[far] - reference.logits[far]).max() > 1e-4  # bf16
+    np.testing.assert_allclose(pred.logits[far], low.logits[far], atol=0.05)
+    # An enormous margin re-checks every non-calibration review: exactly fp32's output.
+    monkeypatch.setattr(infer, "MARGIN_SAFETY", 1e9)
+    pred, info = infer.predict_guarded(model, tok, texts, precision="bf16")
+    assert info["rechecked_in_fp32"] == len(rest)
+    np.testing.assert_allclose(pred.logits, reference.logits, atol=1e-5)
+
+
+def test_calibration_spreads_over_lengths() -> None:
+    lengths = np.arange(100)[::-1]
+    picks = infer.calibration_indices(lengths, 5)
+    assert sorted(lengths[picks].tolist()) == [0, 25, 50, 74, 99]
+    assert infer.calibration_indices(np.array([3, 1]), 32).tolist() == [0, 1]
+
+
+def test_auto_precision_follows_the_hardware(
+    tiny: tuple[Any, Any], smoke_cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(infer, "cpu_supports_bf16", lambda: True)
+    assert infer.resolve_precision("auto", "cpu") == "bf16"
+    assert infer.resolve_precision("int8", "cpu") == "int8"
+    model, tok = tiny
+    texts = list(load_test_reviews(smoke_cfg).texts[:40])
+    _, info = infer.predict_guarded(model, tok, texts, precision="auto")
+    assert info["precision_requested"] == "auto" and info["agreement"] is not None
+    monkeypatch.setattr(infer, "cpu_supports_bf16", lambda: False)  # bf16 would be emulated
+    assert infer.resolve_precision("auto", "cpu") == "fp32"
+    _, info = infer.predict_guarded(model, tok, texts, precision="auto")
+    assert info["precision_used"] == "fp32" and info["agreement"] is None

@@ -104,7 +104,7 @@ def _sentiment_pipeline(settings: KfpSettings) -> Any:
         seed: int = 42,
         max_length: int = 512,
         truncation: str = "tokens",
-        batch_size: int = 32,
+        batch_size: int = 8,
         fine_tune: bool = False,
         fine_tune_epochs: int = 0,
         fine_tune_lr: float = 0.0,

@@ -62,14 +62,14 @@ class SentimentFlow(FlowSpec):
     seed = Parameter("seed", default=42, type=int, help="random seed")
     max_length = Parameter("max_length", default=512, type=int, help="truncation length")
     truncation = Parameter("truncation", default="tokens", help="tokens or chars (the paper's)")
-    batch_size = Parameter("batch_size", default=32, type=int, help="inference batch size")
+    batch_size = Parameter("batch_size", default=8, type=int, help="inference batch size")
     fine_tune = Parameter("fine_tune", default=False, type=bool, help="fine-tune first")
     fine_tune_epochs = Parameter("fine_tune_epochs", default=0, type=int, help="0: default")
     fine_tune_lr = Parameter("fine_tune_lr", default=0.0, type=float, help="0: default")
     fine_tune_batch_size = Parameter("fine_tune_batch_size", default=16, type=int)
     train_sample_size = Parameter("train_sample_size", default=0, type=int, help="0: default")
     threshold = Parameter("threshold", default=0.80, type=float, help="quality gate on accuracy")
-    precision = Parameter("precision", default="fp32", help="fp32, bf16 or int8")
+    precision = Parameter("precision", default="fp32", help="fp32, bf16, int8 or auto")
     device = Parameter("device", default="cpu", help="cpu, cuda or auto")
     mlflow_uri = Parameter(
         "mlflow_uri", default="", help="also log to MLflow (empty: $MLFLOW_TRACKING_URI or don't)"

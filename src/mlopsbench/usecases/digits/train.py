@@ -14,13 +14,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from mlopsbench.usecases.common.hardware import cpu_supports_bf16
 from mlopsbench.usecases.digits.config import DigitsConfig
 from mlopsbench.usecases.digits.data import DigitsData
 from mlopsbench.usecases.digits.models import build_model
@@ -61,15 +61,6 @@ def resolve_device(requested: str) -> torch.device:
 
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available")
     return torch.device(requested)
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 math (AMX or AVX512-BF16); else bf16 would be slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def resolve_precision(requested: str, device: torch.device, model: str | None = None) -> str:
