@@ -71,7 +71,11 @@ def test_failed_evaluate_then_resume_without_retraining(
         files = new["load_model"].task["model_files"].data
         assert files == old["load_model"].task["model_files"].data
         assert "model.safetensors" in files and "config.json" in files
-        assert new["evaluate"].task["inference"].data["batch_size"] == 32
+        assert (
+            new["evaluate"].task["inference"].data["batch_size"]
+            == SentimentConfig().batch_size
+            == 8
+        )
 
     # The resumed run is complete: card with plots, evidence in Metaflow's store.
     html = Path(resumed.artifacts["card"]).read_text()
