@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlopsbench.usecases.sentiment.data import FIXTURE_PATH
+from mlopsbench.usecases.sentiment.data import FIXTURE_PATH, parse_labels
 from mlopsbench.usecases.sentiment.infer import (
     encode,
     model_max_positions,
@@ -72,9 +72,8 @@ def synthetic_reviews(n: int, seed: int) -> tuple[list[str], np.ndarray]:
     """
     rows = [json.loads(line) for line in FIXTURE_PATH.read_text().splitlines() if line.strip()]
     sentences: dict[int, list[str]] = {0: [], 1: []}
-    for row in rows:
-        label = int(row["label"]) if not isinstance(row["label"], str) else _label(row["label"])
-        sentences[label] += [s for s in re.split(r"(?<=[.!?])\s+", row["text"]) if s]
+    for row, label in zip(rows, parse_labels([r["label"] for r in rows], "fixture"), strict=True):
+        sentences[int(label)] += [s for s in re.split(r"(?<=[.!?])\s+", row["text"]) if s]
     rng = np.random.default_rng(seed)
     targets = np.clip(rng.lognormal(np.log(MEDIAN_WORDS), SIGMA, n), MIN_WORDS, MAX_WORDS)
     labels = np.arange(n) % 2
@@ -86,10 +85,6 @@ def synthetic_reviews(n: int, seed: int) -> tuple[list[str], np.ndarray]:
             words += pool[int(rng.integers(len(pool)))].split()
         reviews.append(" ".join(words[:target]))
     return reviews, labels
-
-
-def _label(name: str) -> int:
-    return 1 if name.lower().startswith("pos") else 0
 
 
 def build_model_and_tokenizer(

@@ -210,7 +210,7 @@ def _forward(
     hidden = int(getattr(config, "dim", getattr(config, "hidden_size", 0)))
     logits = np.zeros((len(index), config.num_labels), dtype=np.float32)
     embeddings = np.zeros((len(index), hidden), dtype=np.float32)
-    lengths = encoded.lengths[index] if len(index) else np.zeros(0, dtype=np.int64)
+    lengths = encoded.lengths[index]
     start = time.perf_counter()
     with torch.inference_mode(), small_model_threads(model):
         for rows in length_batches(lengths, batch_size):
@@ -318,12 +318,14 @@ def predict_guarded(
         "margin": None,
         "rechecked_in_fp32": 0,
     }
+    if precision == "fp32" or not encoded.ids:
+        pred = predict(
+            model, tokenizer, texts, encoded=encoded, batch_size=batch_size, device=device
+        )
+        return pred, info
     fp32 = model.to(device).eval()
     pad_id = _pad_id(tokenizer)
     everything = np.arange(len(encoded.ids))
-    if precision == "fp32" or not len(everything):
-        out = _forward(fp32, model, encoded, everything, batch_size, device, pad_id)
-        return _package(model.config, encoded, [out], out.seconds), info
 
     def run(runner: Any, index: np.ndarray) -> _Outputs:
         return _forward(runner, model, encoded, index, batch_size, device, pad_id)
