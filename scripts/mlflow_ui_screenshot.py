@@ -44,13 +44,13 @@ def capture(binary: str, url: str, png: Path, work: Path) -> str:
 
 def run_pipeline(tracking_uri: str, work: Path) -> dict[str, str]:
     from mlopsbench.result import RunRequest
-    from mlopsbench.tools.mlflow import runner
+    from mlopsbench.tools.mlflow import adapter
     from mlopsbench.usecases.digits.config import DigitsConfig
 
     out = work / "runs" / RUN_NAME
     out.mkdir(parents=True)
     cfg = DigitsConfig(model="simple", epochs=1, threshold=0.5)
-    result = runner.run(RunRequest("digits", cfg, out, tracking_uri=tracking_uri))
+    result = adapter.run(RunRequest("digits", cfg, out, tracking_uri=tracking_uri))
     if result.status != "ok":
         raise SystemExit(f"pipeline run did not pass: {result.error}")
     return {k: str(v) for k, v in result.tool_info.items() if isinstance(v, str | int)}
@@ -66,14 +66,16 @@ def main() -> int:
     binary = find_chromium()
     args.out.mkdir(parents=True, exist_ok=True)
 
+    from mlopsbench.support.net import free_port
+    from mlopsbench.support.processes import running
     from mlopsbench.tools.mlflow import server
 
     with tempfile.TemporaryDirectory(prefix="mlflow-ui-") as tmp:
         work = Path(tmp)
         os.environ["TMPDIR"] = str(work)  # HTTP artifact uploads leave temp folders behind
         tempfile.tempdir = None
-        proc = server.start_tracking_server(server.free_port(), root=work / "server")
-        with server.running(proc):
+        proc = server.start_tracking_server(free_port(), root=work / "server")
+        with running(proc):
             info = run_pipeline(proc.url, work)
             pages = {
                 "mlflow-ui-run.png": (

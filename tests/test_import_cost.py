@@ -1,4 +1,4 @@
-"""``import mlopsbench`` (and the CLI and registry) must stay light: no torch, no MLOps tool."""
+"""``import mlopsbench`` (and the CLI and the tool declarations) must stay light: no torch, no MLOps tool."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ HEAVY = ("torch", "mlflow", "airflow", "metaflow", "kfp", "transformers")
 PROBE = f"""
 import json, sys, time
 t0 = time.perf_counter()
-import mlopsbench, mlopsbench.cli, mlopsbench.registry
+import mlopsbench, mlopsbench.cli, mlopsbench.toolkit.registry
+mlopsbench.toolkit.registry.tools()  # reading every declaration imports no tool
 elapsed = time.perf_counter() - t0
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
 print(json.dumps({{"seconds": elapsed, "heavy": heavy}}))
@@ -23,5 +24,7 @@ def test_import_pulls_in_no_heavy_module() -> None:
         [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120
     )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"import mlopsbench, mlopsbench.cli, mlopsbench.registry: {probe['seconds']:.3f} s")
+    print(
+        f"import mlopsbench, mlopsbench.cli, mlopsbench.toolkit.registry: {probe['seconds']:.3f} s"
+    )
     assert probe["heavy"] == []

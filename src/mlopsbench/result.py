@@ -109,21 +109,18 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def environment_info() -> dict[str, str]:
-    """Versions of Python, torch and each tool that is installed (no imports: metadata only)."""
+CORE_DISTRIBUTIONS = ("mlopsbench", "torch", "transformers", "scikit-learn")
+
+
+def environment_info(distributions: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
+    """Python, platform and the versions of the core's and the given distributions.
+
+    Metadata only: nothing is imported. A tool's record passes its own distributions.
+    """
     from importlib import metadata
 
     info = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in (
-        "mlopsbench",
-        "torch",
-        "transformers",
-        "mlflow",
-        "metaflow",
-        "apache-airflow",
-        "kfp",
-        "scikit-learn",
-    ):
+    for dist in (*CORE_DISTRIBUTIONS, *distributions):
         try:
             info[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

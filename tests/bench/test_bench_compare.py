@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def test_config_overrides_are_typed() -> None:
         apply_overrides(values, ["epochs"])
     with pytest.raises(ConfigError, match="--set epochs"):
         apply_overrides(values, ["epochs=many"])
-    with pytest.raises(ConfigError, match="unknown digits config keys"):
+    with pytest.raises(ConfigError, match="unknown DigitsConfig settings: speed"):
         base_config("digits", speed=1)
     assert absolutize_paths({"data_path": "rel/x.npz"})["data_path"].startswith("/")
 
@@ -159,7 +160,7 @@ def test_worker_records_a_failure_as_a_result(tmp_path: Path) -> None:
 def test_missing_tool_becomes_a_failure_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlopsbench.registry as registry
+    import mlopsbench.toolkit.registry as registry
 
     monkeypatch.setattr(registry, "is_available", lambda name: name != "kfp")
     cfg = _cfg(tmp_path, tools=("kfp",), models=("simple",), repeats=1)
@@ -217,13 +218,18 @@ def test_ctrl_c_keeps_finished_runs_and_writes_a_partial_report(
         "ranking_chart",
     ):
         monkeypatch.setattr(charts, name, lambda *a, **k: png)
+    from mlopsbench.report.build import build_report
+
     out = cmp.new_compare_dir(tmp_path / "cmp")
-    outcome = cmp.run_compare(_cfg(out, models=("simple",), repeats=1), show_progress=False)
+    profile = {"selected_profile": {"name": "paper"}}
+    cfg = dataclasses.replace(_cfg(out, models=("simple",), repeats=1), meta=profile)
+    outcome = cmp.run_compare(cfg, show_progress=False)
     assert outcome.interrupted
     rows = read_rows(out / "results.jsonl")
     assert [r["kind"] for r in rows] == ["meta", "run", "run"]  # no "end": interrupted
     assert rows[0]["instrumentation"]["plain"]["loc"] > 0
     assert rows[0]["selected_profile"]["name"] == "paper"
+    build_report(out)  # what the CLI does next, interrupted or not
     assert "INTERRUPTED" in (out / "report.md").read_text()
     assert (out / "index.html").exists() and not (out / ".tmp").exists()
 
@@ -307,10 +313,9 @@ def test_each_tool_runs_under_the_harness(tool: str, tmp_path: Path) -> None:
 
     One run row per tool (the report around it is covered above, on plain and on fixtures).
     """
-    from mlopsbench.registry import get_spec, is_available
+    from mlopsbench.toolkit.registry import is_available
 
-    if not is_available(tool):
-        pytest.skip(f"{get_spec(tool).module} is not available in this checkout")
+    assert is_available(tool), f"{tool} is not installed"
     config = base_config("digits", epochs=1, model="simple")
     config["data_limit_train"] = 600  # a smaller training set: the tool's cost is what we test
     cfg = cmp.CompareConfig(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from mlopsbench.bench.instrumentation import code_lines, count_all, count_source, count_tool
 
 MLFLOW_SRC = textwrap.dedent(
@@ -147,20 +149,31 @@ def test_annotated_and_conventional_tool_objects() -> None:
     assert count.api == {"kfp.Client.create_run_from_pipeline_package"}
 
 
-def test_count_tool_expands_folders_and_reports_missing(tmp_path: Path) -> None:
-    pkg = tmp_path / "tools" / "mlflow"
-    pkg.mkdir(parents=True)
-    (pkg / "a.py").write_text(MLFLOW_SRC)
-    (pkg / "b.py").write_text("import mlflow\n\nmlflow.set_tag('k', 'v')\n")
-    (pkg / "__pycache__").mkdir()
-    (pkg / "__pycache__" / "c.py").write_text("x = 1\n")
-    count = count_tool("mlflow", ("tools/mlflow", "tools/none.py"), root=tmp_path)
-    assert [f.path for f in count.files] == ["tools/mlflow/a.py", "tools/mlflow/b.py"]
-    assert count.missing == ("tools/none.py",)
-    assert count.loc == 16 + 2
-    assert "mlflow.set_tag" in count.api and count.api_count == 7
+def test_count_tool_counts_its_pipeline_folder_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlopsbench.toolkit.spec import Tool
+
+    pkg = tmp_path / "counted_tool"
+    (pkg / "pipeline" / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "pipeline" / "a.py").write_text(MLFLOW_SRC)
+    (pkg / "pipeline" / "b.py").write_text("import mlflow\n\nmlflow.set_tag('k', 'v')\n")
+    (pkg / "pipeline" / "dvc.yaml").write_text("# comment\nstages:\n  train:\n    cmd: x\n")
+    (pkg / "pipeline" / "__pycache__" / "c.py").write_text("x = 1\n")
+    (pkg / "adapter.py").write_text("import mlflow\n\nmlflow.get_run('x')\n")  # not counted
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tool = Tool("counted", "C", "d", "counted_tool", (), ("mlflow",))
+    count = count_tool(tool)
+    assert [f.path for f in count.files] == ["pipeline/a.py", "pipeline/b.py", "pipeline/dvc.yaml"]
+    assert count.missing == ()
+    assert count.loc == 16 + 2 + 3
+    assert "mlflow.set_tag" in count.api and "mlflow.get_run" not in count.api
+    assert count.api_count == 7
     payload = count.to_dict()
-    assert payload["tool_lines"] == 12 and payload["api"] == sorted(count.api)
+    assert payload["tool_lines"] == 12 + 3 and payload["api"] == sorted(count.api)
+    empty = Tool("empty", "E", "d", "counted_tool", (), ("mlflow",), pipeline="nothing")
+    assert count_tool(empty).missing == ("nothing/ (no pipeline files)",)
 
 
 def test_real_pipeline_files_are_counted() -> None:

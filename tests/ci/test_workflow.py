@@ -14,7 +14,9 @@ from ci_support import REPO, WORKFLOW
 from typer.main import get_command
 
 from mlopsbench.cli import app
-from mlopsbench.registry import TOOLS
+from mlopsbench.toolkit.registry import tool_names
+
+TOOLS = tool_names()
 
 # Jobs not driven by a path filter, and why they run.
 EVENT_JOBS = {
@@ -274,39 +276,16 @@ def test_actions_are_pinned_and_local_actions_exist(workflow: dict[str, Any]) ->
 # --- everything the workflow names exists ---------------------------------------------------
 
 
-def _tool_landed(tool: str) -> bool:
-    """A tool's paths are required once its runner and its tests exist (tools are built in
-    parallel with this workflow; until then its job cannot run anyway)."""
-    runner = REPO / "src/mlopsbench/tools" / tool / "runner.py"
-    return runner.is_file() and (REPO / "tests/tools" / tool).is_dir()
-
-
 def test_every_referenced_path_exists(workflow: dict[str, Any]) -> None:
     text = WORKFLOW.read_text(encoding="utf-8").replace("$GITHUB_WORKSPACE/", "")
     paths = set(re.findall(r"(?<![\w/$.])((?:src|tests|scripts)/[\w./-]*\w)", text))
     paths |= {"requirements.lock", "pyproject.toml", ".github/path-filters.yml"}
-    assert {"src/mlopsbench/tools/metaflow/digits_flow.py", "scripts/install_ci_tools.sh"} <= paths
+    assert {
+        "src/mlopsbench/tools/metaflow/pipeline/digits_flow.py",
+        "scripts/install_ci_tools.sh",
+    } <= paths
     for path in sorted(paths):
-        match = re.match(r"(?:src/mlopsbench|tests)/tools/(\w+)", path)
-        if match and match.group(1) in TOOLS and not _tool_landed(match.group(1)):
-            continue
         assert (REPO / path).exists(), f"the workflow names {path}, which does not exist"
-
-
-def _cli_sections() -> dict[str, bool]:
-    """cli.py's sections, and whether each already defines a command."""
-    text = (REPO / "src/mlopsbench/cli.py").read_text(encoding="utf-8")
-    sections = re.findall(r"# --- section: ([\w/]+) -*\n(.*?)# --- end section: \1", text, re.S)
-    return {name: "@" in body for name, body in sections}
-
-
-# Which cli.py section owns each command group the workflow calls.
-COMMAND_SECTIONS = {
-    "server": "mlflow",
-    "kfp": "kfp",
-    "compare": "compare/report",
-    "doctor": "doctor",
-}
 
 
 def _is_group(command: Any) -> bool:
@@ -330,7 +309,6 @@ def _resolve(argv: list[str]) -> tuple[Any, list[str], list[str]]:
 def test_every_mlopsbench_command_exists() -> None:
     from ci_support import load_workflow
 
-    sections = _cli_sections()
     seen = 0
     for _job, script in _run_scripts(load_workflow()):
         for argv in _commands(script):
@@ -339,12 +317,7 @@ def test_every_mlopsbench_command_exists() -> None:
                 continue
             seen += 1
             command, path, options = _resolve(argv)
-            if _is_group(command):  # the command itself is not there (yet)
-                section = COMMAND_SECTIONS.get(argv[1])
-                assert section is not None and not sections.get(section, True), (
-                    f"`{' '.join(argv[:3])}` does not exist"
-                )
-                continue
+            assert not _is_group(command), f"`{' '.join(argv[:3])}` does not exist"
             known = {opt for param in command.params for opt in param.opts}
             assert set(options) <= known, (
                 f"`mlopsbench {' '.join(path)}`: unknown {set(options) - known}"
@@ -355,10 +328,16 @@ def test_every_mlopsbench_command_exists() -> None:
 
 
 def test_metaflow_flow_parameters_and_step_exist(workflow: dict[str, Any]) -> None:
-    flow = (REPO / "src/mlopsbench/tools/metaflow/digits_flow.py").read_text(encoding="utf-8")
+    """The flow's parameters are the digits settings (added by its flow mutator) plus
+    ``mlflow_uri``: every option the job passes must be one of them."""
+    from mlopsbench.usecases.registry import get_usecase
+
+    flow = (REPO / "src/mlopsbench/tools/metaflow/pipeline/digits_flow.py").read_text("utf-8")
+    assert "@config_parameters(DigitsConfig)" in flow
+    parameters = {spec.name for spec in get_usecase("digits").params()} | {"mlflow_uri"}
     commands = _job_commands(_jobs(workflow)["metaflow"])
     run = next(argv for argv in commands if argv[:3] == ["python", "$flow", "run"])
     for option in (a for a in run if a.startswith("--")):
-        assert re.search(rf'Parameter\(\s*"{option[2:]}"', flow), f"the flow has no {option}"
+        assert option[2:] in parameters, f"the flow has no {option}"
     card = next(argv for argv in commands if argv[2:4] == ["card", "get"])
     assert f"def {card[4]}(self)" in flow

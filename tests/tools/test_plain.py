@@ -11,7 +11,7 @@ import pytest
 
 from mlopsbench.errors import ConfigError
 from mlopsbench.result import RunRequest, RunResult
-from mlopsbench.tools import plain
+from mlopsbench.tools.plain import adapter as plain
 from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 
 

@@ -19,21 +19,11 @@ from typing import Any
 from mlopsbench.bench import results as rs
 from mlopsbench.bench.spawn import ChildOutcome, run_child
 from mlopsbench.errors import ConfigError, MlopsbenchError
+from mlopsbench.support.logs import log_reason
 
 DEFAULT_TIMEOUT_S = 900.0
-# Files the core stages write, newest stage first: how the progress display names the stage.
-STAGE_MARKERS = {
-    "digits": (
-        ("metrics.json", "finishing"),
-        ("model.safetensors", "evaluate"),
-        ("data.npz", "train"),
-    ),
-    "sentiment": (
-        ("metrics.json", "finishing"),
-        ("model.safetensors", "evaluate"),
-        ("reviews.jsonl", "model"),
-    ),
-}
+# Files the core stages write, newest first: how the progress display names the running stage.
+STAGE_MARKERS = (("metrics.json", "finishing"), ("model.safetensors", "evaluate"))
 
 
 @dataclass(frozen=True)
@@ -42,7 +32,7 @@ class CompareConfig:
 
     usecase: str
     tools: tuple[str, ...]
-    models: tuple[str, ...]  # digits model names; ignored for sentiment (one model)
+    models: tuple[str, ...]  # values of the use case's ``model`` setting; () = the config's
     repeats: int
     config: dict[str, Any]  # flat use-case config shared by every run (model set per run)
     out_dir: Path
@@ -55,6 +45,7 @@ class CompareConfig:
     measure_install: bool = False
     measure_servers: bool = False
     command: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)  # recorded in the meta row as given
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -90,25 +81,17 @@ class CompareOutcome:
 
 def plan_runs(cfg: CompareConfig) -> list[RunSpec]:
     """Interleaved: for each repeat, each model, each tool (plain first when present)."""
+    from mlopsbench.usecases.registry import get_usecase
+
+    usecase = get_usecase(cfg.usecase)
     tools = sorted(cfg.tools, key=lambda t: (t != "plain", cfg.tools.index(t)))
-    models = cfg.models if cfg.usecase == "digits" else ("",)
+    configs = [{**cfg.config, "model": m} for m in cfg.models] if cfg.models else [cfg.config]
     specs: list[RunSpec] = []
     for repeat in range(1, cfg.repeats + 1):
-        for model in models:
-            config = {**cfg.config, "model": model} if model else dict(cfg.config)
-            label = model or _sentiment_label(config)
-            specs.extend(RunSpec(tool, label, repeat, config) for tool in tools)
+        for config in configs:
+            label = usecase.model_label(usecase.config(config))
+            specs.extend(RunSpec(tool, label, repeat, dict(config)) for tool in tools)
     return specs
-
-
-def _sentiment_label(config: dict[str, Any]) -> str:
-    if config.get("smoke"):
-        return "tiny-distilbert"
-    return (
-        str(config.get("model_path") or config.get("model_name") or "distilbert")
-        .rstrip("/")
-        .split("/")[-1]
-    )
 
 
 def child_env(cfg: CompareConfig, run_dir: Path, tmp_dir: Path) -> dict[str, str]:
@@ -139,6 +122,8 @@ def child_env(cfg: CompareConfig, run_dir: Path, tmp_dir: Path) -> dict[str, str
 
 def current_stage(usecase: str, run_dir: Path, status_path: Path) -> str:
     """A short label for the progress display: worker phase, then the newest core-stage file."""
+    from mlopsbench.usecases.registry import get_usecase
+
     try:
         phase = json.loads(status_path.read_text())["phase"]
     except (OSError, ValueError, KeyError):
@@ -148,10 +133,11 @@ def current_stage(usecase: str, run_dir: Path, status_path: Path) -> str:
             phase, phase
         )
     seen = _files_under(run_dir)
-    for marker, label in STAGE_MARKERS.get(usecase, ()):
+    model_stage = get_usecase(usecase).model_stage
+    for marker, label in (*STAGE_MARKERS, (get_usecase(usecase).data_file, model_stage)):
         if marker in seen:
             return label
-    return "data" if usecase == "digits" else "running"
+    return "data"
 
 
 def _files_under(root: Path, limit: int = 5000) -> set[str]:
@@ -191,16 +177,6 @@ def _measure_row(
     }
 
 
-def _last_log_line(log_path: Path) -> str:
-    try:
-        lines = [
-            ln.strip() for ln in log_path.read_text("utf-8", "replace").splitlines() if ln.strip()
-        ]
-    except OSError:
-        return ""
-    return lines[-1][:300] if lines else ""
-
-
 def run_row(
     spec: RunSpec,
     cfg: CompareConfig,
@@ -208,7 +184,7 @@ def run_row(
     on_poll: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run one spec in a worker process and return its results row (never raises for tool errors)."""
-    from mlopsbench.registry import get_spec, is_available, missing_requirements
+    from mlopsbench.toolkit.registry import is_available, missing_requirements
 
     base = {
         "kind": "run",
@@ -220,12 +196,7 @@ def run_row(
         "config": spec.config,
     }
     if not is_available(spec.tool):
-        missing = missing_requirements(spec.tool)
-        reason = (
-            f"needs {', '.join(missing)}"
-            if missing
-            else f"runner module {get_spec(spec.tool).module} does not exist"
-        )
+        reason = f"needs {', '.join(missing_requirements(spec.tool))}"
         return {
             **base,
             "status": "missing",
@@ -269,7 +240,7 @@ def run_row(
     if outcome.timed_out:
         error = f"timed out after {cfg.timeout_s:.0f} s"
     elif payload is None:
-        error = f"worker exited {outcome.returncode} without a result: {_last_log_line(run_dir / 'worker.log')}"
+        error = f"worker exited {outcome.returncode} without a result: {log_reason(run_dir / 'worker.log')}"
     status = "failed" if error else payload.get("status", "failed")  # type: ignore[union-attr]
     return {
         **base,
@@ -301,10 +272,9 @@ def _read_payload(path: Path) -> dict[str, Any] | None:
 def meta_row(cfg: CompareConfig) -> dict[str, Any]:
     from mlopsbench.bench.environment import machine_info
     from mlopsbench.bench.instrumentation import count_all
-    from mlopsbench.report.matrix import load_matrix, resolve_profiles
+    from mlopsbench.toolkit.registry import get_tool
 
     counts = count_all(sorted(set(cfg.tools) | {"plain"}))
-    selected, _ = resolve_profiles(load_matrix(), cfg.weights_file, cfg.profile)
     return {
         "kind": "meta",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -319,25 +289,29 @@ def meta_row(cfg: CompareConfig) -> dict[str, Any]:
         "timeout_s": cfg.timeout_s,
         "profile": cfg.profile,
         "weights_file": str(cfg.weights_file) if cfg.weights_file else None,
-        "selected_profile": {
-            "name": selected.name,
-            "title": selected.title,
-            "basis": selected.basis,
-            "weights": {k: str(v) for k, v in selected.weights.items()},
-        },
+        **cfg.meta,  # what the caller records beside (the report's selected weight profile)
         "environment": machine_info(),
         "instrumentation": {t: c.to_dict() for t, c in counts.items()},
+        "tools_declared": {t: get_tool(t).facts() for t in sorted(set(cfg.tools) | {"plain"})},
     }
 
 
+def default_compare_dir() -> Path:
+    """``runs/compare-<timestamp>[-n]``: a name no folder has yet (nothing is created)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = Path("runs") / f"compare-{stamp}", 1
+    while out.exists():
+        n += 1
+        out = Path("runs") / f"compare-{stamp}-{n}"
+    return out
+
+
 def new_compare_dir(out: Path | None) -> Path:
-    """``out`` if given (must be new or empty), else ``runs/compare-<timestamp>``."""
-    if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out, n = Path("runs") / f"compare-{stamp}", 1
-        while out.exists():
-            n += 1
-            out = Path("runs") / f"compare-{stamp}-{n}"
+    """Create ``out`` (must be new or empty), else ``runs/compare-<timestamp>``.
+
+    Called once the whole compare configuration is valid: a rejected option leaves no folder.
+    """
+    out = default_compare_dir() if out is None else out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"output folder {out} exists and is not empty; choose another --out")
     try:
@@ -402,9 +376,10 @@ def _stage_updater(progress: Progress, run_id: str) -> Callable[[str, float], No
 
 
 def run_compare(cfg: CompareConfig, show_progress: bool = True) -> CompareOutcome:
-    """Run the plan, append every row as it finishes, then write the report (also on Ctrl-C)."""
-    from mlopsbench.report.build import build_report
+    """Run the plan and append every row as it finishes; Ctrl-C ends it with the rows so far.
 
+    The caller writes the report from ``results.jsonl`` (also after an interruption).
+    """
     out = cfg.out_dir
     results = out / rs.RESULTS_FILE
     tmp_dir = out / ".tmp"
@@ -426,7 +401,6 @@ def run_compare(cfg: CompareConfig, show_progress: bool = True) -> CompareOutcom
         outcome.interrupted = True
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    outcome.reports = build_report(out, weights_file=cfg.weights_file, profile=cfg.profile)
     return outcome
 
 

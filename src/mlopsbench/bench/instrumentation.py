@@ -1,6 +1,7 @@
 """Instrumentation cost from source: the paper's "code instrumentation" criterion, counted.
 
-For each tool's pipeline files (``ToolSpec.pipeline_files``, relative to ``src/mlopsbench/``):
+For each tool's copyable pipeline (the files in its ``pipeline/`` folder; its adapter, server and
+read-back are the harness's, not what a user of the tool writes):
 
 - ``loc``: code lines, i.e. lines holding at least one token that is not a comment, with
   docstrings (first string statement of a module, class or function) and blank lines excluded;
@@ -18,27 +19,14 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-# Top-level import names of each tool (what "tool API" resolves against).
-TOOL_PACKAGES: dict[str, tuple[str, ...]] = {
-    "plain": (),
-    "mlflow": ("mlflow",),
-    "metaflow": ("metaflow",),
-    "airflow": ("airflow",),
-    "kfp": ("kfp",),
-}
+if TYPE_CHECKING:
+    from mlopsbench.toolkit.spec import Tool
+
 EXCLUDED_FUNCTIONS = frozenset({"evidence"})
-# Conventional names of tool objects passed around untyped (``client: Any``): in a file that
-# imports the tool, a bare name listed here counts as an instance of that class.
-CONVENTIONAL_INSTANCES: dict[str, dict[str, str]] = {
-    "mlflow": {"client": "mlflow.MlflowClient()", "mlflow_client": "mlflow.MlflowClient()"},
-    "kfp": {"client": "kfp.Client()", "kfp_client": "kfp.Client()"},
-    "metaflow": {},
-    "airflow": {"dag_run": "airflow.models.DagRun()", "ti": "airflow.models.TaskInstance()"},
-}
 _NON_CODE_TOKENS = frozenset(
     {
         tokenize.COMMENT,
@@ -310,18 +298,24 @@ class _ApiVisitor(ast.NodeVisitor):
     visit_Name = _visit_ref
 
 
-def count_source(source: str, packages: tuple[str, ...], path: str = "<string>") -> FileCount:
-    """Count one file's code lines, tool lines and tool API names."""
+def count_source(
+    source: str,
+    packages: tuple[str, ...],
+    path: str = "<string>",
+    conventional_instances: Mapping[str, str] | None = None,
+) -> FileCount:
+    """Count one file's code lines, tool lines and tool API names.
+
+    ``conventional_instances``: names of tool objects passed around untyped (``client``) and
+    the API they stand for (``mlflow.MlflowClient()``), from the tool's declaration.
+    """
     tree = ast.parse(source, filename=path)
     excluded = _excluded_lines(tree)
     lines = code_lines(source) - excluded
     if not packages:
         return FileCount(path, len(lines), 0, frozenset())
     aliases, import_lines = _import_aliases(tree, packages)
-    conventional: dict[str, str] = {}
-    if aliases:
-        for package in packages:
-            conventional.update(CONVENTIONAL_INSTANCES.get(package, {}))
+    conventional = dict(conventional_instances or {}) if aliases else {}
     module_level = ast.Module(
         body=[
             n
@@ -346,41 +340,36 @@ def count_source(source: str, packages: tuple[str, ...], path: str = "<string>")
     return FileCount(path, len(lines), len(tool_lines), frozenset(visitor.api))
 
 
-def pipeline_files(root: Path, entries: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """Expand ``ToolSpec.pipeline_files`` (files or folders) into .py files; report missing ones."""
-    found: list[Path] = []
-    missing: list[str] = []
-    for entry in entries:
-        path = root / entry
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
-            found.extend(files)
-            if not files:
-                missing.append(entry)
-        elif path.is_file():
-            found.append(path)
-        else:
-            missing.append(entry)
-    return found, missing
+def count_yaml(source: str, path: str) -> FileCount:
+    """A tool's own configuration file (``dvc.yaml``): every line that is not blank or a
+    comment is instrumentation."""
+    lines = [ln for ln in source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return FileCount(path, len(lines), len(lines), frozenset())
 
 
-def count_tool(tool: str, entries: Iterable[str], root: Path | None = None) -> InstrumentationCount:
-    """Instrumentation cost of one tool, from its pipeline files under ``root`` (the package)."""
-    root = root or Path(__file__).resolve().parents[1]
-    packages = TOOL_PACKAGES.get(tool, (tool,))
-    files, missing = pipeline_files(root, entries)
-    counts = []
+def count_tool(tool: Tool) -> InstrumentationCount:
+    """Instrumentation cost of one tool: what its ``pipeline/`` folder holds, nothing else."""
+    files = tool.pipeline_files()
+    counts, missing = [], []
+    if not files:
+        missing.append(f"{tool.pipeline}/ (no pipeline files)")
     for file in files:
+        name = str(file.relative_to(tool.folder))
         try:
             source = file.read_text("utf-8")
-            counts.append(count_source(source, packages, str(file.relative_to(root))))
+            if file.suffix == ".py":
+                counts.append(
+                    count_source(source, tool.api_packages, name, tool.conventional_instances)
+                )
+            else:
+                counts.append(count_yaml(source, name))
         except (OSError, SyntaxError, UnicodeDecodeError):
-            missing.append(f"{file.relative_to(root)} (unreadable)")
+            missing.append(f"{name} (unreadable)")
     api = frozenset().union(*(c.api for c in counts)) if counts else frozenset()
-    return InstrumentationCount(tool, tuple(counts), tuple(missing), api)
+    return InstrumentationCount(tool.name, tuple(counts), tuple(missing), api)
 
 
 def count_all(tools: Iterable[str]) -> dict[str, InstrumentationCount]:
-    from mlopsbench.registry import get_spec
+    from mlopsbench.toolkit.registry import get_tool
 
-    return {t: count_tool(t, get_spec(t).pipeline_files) for t in tools}
+    return {name: count_tool(get_tool(name)) for name in tools}

@@ -47,23 +47,49 @@ def append_row(path: str | Path, row: Mapping[str, Any]) -> None:
         os.close(fd)
 
 
+class UnreadableRowsWarning(UserWarning):
+    """Lines of a results file that are not the torn last line of an interrupted run."""
+
+
 def iter_rows(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Rows of a results file; a line that does not parse (torn by a crash) is skipped."""
+    """Rows of a results file.
+
+    A last line that does not parse is what a crash or Ctrl-C mid-write leaves: it is skipped
+    quietly. Any *other* unreadable line means the file was damaged or edited: those are
+    skipped too, but an ``UnreadableRowsWarning`` names their line numbers, so no row is lost
+    silently.
+    """
     try:
         text = Path(path).read_text("utf-8")
     except FileNotFoundError:
         raise DataError(f"no results file at {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "kind" in row:
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    bad: list[int] = []
+    for index, (number, line) in enumerate(numbered):
+        row = _parse(line)
+        if row is not None:
             yield row
+        elif index < len(numbered) - 1:  # the torn last line is expected after a crash
+            bad.append(number)
+    if bad:
+        import warnings
+
+        lines = ", ".join(map(str, bad[:20])) + (" …" if len(bad) > 20 else "")
+        warnings.warn(
+            UnreadableRowsWarning(f"{path}: skipped {len(bad)} unreadable line(s): {lines}"),
+            stacklevel=2,
+        )
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """One results row, or None when the line is not a JSON object with a ``kind``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and "kind" in row else None
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

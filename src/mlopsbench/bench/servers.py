@@ -1,74 +1,21 @@
 """Time-to-healthy of the tool servers this project can start (``compare --measure-servers``).
 
 Each probe runs in its own process (``python -m mlopsbench.bench.servers TOOL WORKDIR OUT``) and
-drives the tool's own ``tools/<tool>/server.py`` (imported by name, so the harness never imports
-a tool): start on 127.0.0.1 and a free port, wait until healthy, count the processes serving it,
-stop. Tools without a startable server (plain, Metaflow, KFP) are not probed; the report lists
-the services they would need from ``report/services.toml``.
+calls the probe the tool declares (``Tool.server_probe``, in its own folder, so the harness
+never imports a tool): start on 127.0.0.1 and a free port, wait until healthy, count the
+processes serving it, stop. Tools without a startable server declare no probe; the report lists
+the services they would need from their declarations.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import socket
 import sys
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 PROBE_TIMEOUT_S = 420.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serving_processes() -> int:
-    import psutil
-
-    return len(psutil.Process().children(recursive=True))
-
-
-def _probe_mlflow(work: Path) -> dict[str, Any]:
-    server = importlib.import_module("mlopsbench.tools.mlflow.server")
-    t0 = time.perf_counter()
-    proc = server.start_tracking_server(free_port(), root=work)
-    try:
-        healthy = time.perf_counter() - t0
-        return {
-            "healthy_s": healthy,
-            "processes": _serving_processes(),
-            "detail": "mlflow server, SQLite",
-        }
-    finally:
-        server.stop(proc)
-
-
-def _probe_airflow(work: Path) -> dict[str, Any]:
-    server = importlib.import_module("mlopsbench.tools.airflow.server")
-    settings = server.ServerSettings(home=work, port=free_port())
-    t0 = time.perf_counter()
-    running = server.start(settings)
-    try:
-        server.wait_ready(running, PROBE_TIMEOUT_S - 60)
-        healthy = time.perf_counter() - t0
-        return {
-            "healthy_s": healthy,
-            "processes": _serving_processes(),
-            "detail": f"api-server + scheduler + dag-processor, SQLite (db migrate {running.migrate_s:.1f} s)",
-        }
-    finally:
-        server.stop(running)
-
-
-PROBES: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "mlflow": _probe_mlflow,
-    "airflow": _probe_airflow,
-}
 
 
 def measure_servers(tools: Iterable[str], work: Path) -> list[dict[str, Any]]:
@@ -76,7 +23,9 @@ def measure_servers(tools: Iterable[str], work: Path) -> list[dict[str, Any]]:
     from mlopsbench.bench.spawn import run_child
 
     rows = []
-    for tool in [t for t in tools if t in PROBES]:
+    from mlopsbench.toolkit.registry import get_tool
+
+    for tool in [t for t in tools if get_tool(t).server_probe]:
         folder = work / tool
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / "probe.json"
@@ -107,7 +56,12 @@ def _env() -> dict[str, str]:
 def main(argv: list[str]) -> int:
     tool, work, out = argv[0], Path(argv[1]), Path(argv[2])
     try:
-        row = {"tool": tool, "error": None, **PROBES[tool](work)}
+        from mlopsbench.toolkit.registry import get_tool
+
+        probe = get_tool(tool).probe()
+        if probe is None:
+            raise ValueError(f"tool {tool!r} declares no server probe")
+        row = {"tool": tool, "error": None, **probe(work)}
     except Exception as exc:  # recorded as the probe's result; the report shows it
         row = {"tool": tool, "error": " ".join(str(exc).split())[:300] or type(exc).__name__}
     from mlopsbench.result import write_json_atomic

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlopsbench.support.processes import signal_group
+
 POLL_S = 0.3
 KILL_GRACE_S = 5.0
 
@@ -55,15 +57,6 @@ def _tree_rss_mb(proc: Any) -> float:
     return total / (1024 * 1024)
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to the group; False when no process of it is left."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 def _stop_group(pgid: int, leader_alive: bool = False) -> tuple[int, int, Any] | None:
     """SIGTERM the child's process group, SIGKILL what is left after a grace period.
 
@@ -71,17 +64,17 @@ def _stop_group(pgid: int, leader_alive: bool = False) -> tuple[int, int, Any] |
     an unreaped zombie leader would keep the group "alive" for the whole grace period.
     """
     reaped = None
-    if _signal_group(pgid, signal.SIGTERM):
+    if signal_group(pgid, signal.SIGTERM):
         deadline = time.monotonic() + KILL_GRACE_S
         while time.monotonic() < deadline:
             if leader_alive and reaped is None:
                 pid, status, usage = os.wait4(pgid, os.WNOHANG)
                 if pid:
                     reaped = (pid, status, usage)
-            if not _signal_group(pgid, 0):
+            if not signal_group(pgid, 0):
                 break
             time.sleep(0.1)
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
     if leader_alive and reaped is None:
         try:
             reaped = os.wait4(pgid, 0)

@@ -43,15 +43,13 @@ def _one_line(exc: BaseException) -> str:
 
 def _evidence(tool: str, result: Any) -> tuple[dict[str, bool] | None, str | None]:
     """Call the runner module's ``evidence(result)``; None when the module has none."""
-    import importlib
-
-    from mlopsbench.registry import get_spec
     from mlopsbench.result import EVIDENCE_KEYS
+    from mlopsbench.toolkit.registry import get_tool
 
-    module = importlib.import_module(get_spec(tool).module)
-    reader = getattr(module, "evidence", None)
+    declared = get_tool(tool)
+    reader = getattr(declared.import_adapter(), "evidence", None)
     if not callable(reader):
-        return None, f"{get_spec(tool).module} has no evidence(result)"
+        return None, f"{declared.package}.{declared.adapter} has no evidence(result)"
     try:
         found = reader(result)
     except Exception as exc:  # a broken reader must not lose the run's result
@@ -61,26 +59,18 @@ def _evidence(tool: str, result: Any) -> tuple[dict[str, bool] | None, str | Non
 
 
 def _failed_result(request: dict[str, Any], error: str) -> dict[str, Any]:
-    from mlopsbench.result import RunResult, environment_info, now_iso
+    from mlopsbench.toolkit.record import unstarted_failure
 
-    config = request.get("config", {})
-    return RunResult(
-        tool=request.get("tool", "?"),
-        usecase=request.get("usecase", "?"),
-        model=str(config.get("model") or config.get("model_name") or "?"),
-        params=dict(config),
-        status="failed",
-        error=error,
-        started_at=now_iso(),
-        environment=environment_info(),
+    return unstarted_failure(
+        request.get("tool", "?"), request.get("usecase", "?"), request.get("config", {}), error
     ).to_dict()
 
 
 def run_request(request: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Run one request in this process; return (result payload, exit code)."""
     from mlopsbench.bench.configs import build_config
-    from mlopsbench.registry import load_runner
     from mlopsbench.result import RunRequest
+    from mlopsbench.toolkit.registry import load_runner
 
     timings = {"startup_s": max(0.0, _T_MAIN - float(request.get("spawned_at", _T_MAIN)))}
     status_path = request.get("status_path")

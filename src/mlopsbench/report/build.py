@@ -7,9 +7,7 @@ calls it at the end (also after Ctrl-C, with what finished).
 from __future__ import annotations
 
 import os
-import tomllib
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +119,18 @@ def _overview(summary: Summary, many: bool) -> Section:
         )
     )
     stats = [summary.stats[k] for k in _ordered_keys(summary)]
+    colours = tool_colours(summary.meta)
     for name, png, alt in (
-        ("overhead", charts.overhead_chart(stats, many), "wall time and overhead per tool"),
-        ("accuracy", charts.accuracy_chart(stats, many, summary.tolerance), "accuracy per tool"),
+        (
+            "overhead",
+            charts.overhead_chart(stats, many, colours),
+            "wall time and overhead per tool",
+        ),
+        (
+            "accuracy",
+            charts.accuracy_chart(stats, many, summary.tolerance, colours),
+            "accuracy per tool",
+        ),
     ):
         if png:
             sec.blocks.append(Image(name, png, alt))
@@ -284,13 +291,11 @@ def _install(summary: Summary) -> Section:
         sec.blocks.append(
             "Install footprint not measured (run `compare --measure-install`, needs the package registry)."
         )
-    services = tomllib.loads(
-        resources.files("mlopsbench.report").joinpath("services.toml").read_text("utf-8")
-    )
+    declared = tool_facts(summary.meta)
     healthy = {r["tool"]: r for r in summary.servers}
     rows = []
     for tool in summary.tools:
-        info = services.get(tool, {})
+        info = declared.get(tool, {})
         srv = healthy.get(tool)
         measured = (
             DASH
@@ -304,7 +309,7 @@ def _install(summary: Summary) -> Section:
                 str(len(info.get("services", []))),
                 "; ".join(info.get("services", [])) or DASH,
                 measured,
-                info.get("note", ""),
+                info.get("services_note", ""),
             )
         )
     sec.blocks.append(
@@ -322,6 +327,28 @@ def _install(summary: Summary) -> Section:
         )
     )
     return sec
+
+
+def tool_colours(meta: dict[str, Any]) -> dict[str, str]:
+    return {name: str(facts.get("colour")) for name, facts in tool_facts(meta).items()}
+
+
+def tool_facts(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each tool's declared facts (UI, services, colour) as the compare recorded them; for
+    results written before they were recorded, from the declarations installed now."""
+    recorded = meta.get("tools_declared")
+    if isinstance(recorded, dict):
+        return recorded
+    from mlopsbench.errors import ConfigError
+    from mlopsbench.toolkit.registry import get_tool
+
+    facts = {}
+    for name in meta.get("tools", []):
+        try:
+            facts[name] = get_tool(name).facts()
+        except ConfigError:  # a tool this install does not know
+            continue
+    return facts
 
 
 def _healthy(row: dict[str, Any]) -> str:
@@ -392,7 +419,10 @@ def _paper_matrix(matrix: mx.PaperMatrix) -> Section:
 
 
 def _profiles(
-    matrix: mx.PaperMatrix, selected: mx.WeightProfile, profiles: dict[str, mx.WeightProfile]
+    matrix: mx.PaperMatrix,
+    selected: mx.WeightProfile,
+    profiles: dict[str, mx.WeightProfile],
+    colours: dict[str, str],
 ) -> tuple[Section, dict[str, dict[str, Decimal]]]:
     sec = Section("Weights and ranking per profile", "profiles")
     sec.blocks.append(
@@ -432,7 +462,7 @@ def _profiles(
     sec.blocks.append(
         Image(
             "ranking",
-            charts.ranking_chart(list(profiles), list(matrix.tools), totals),
+            charts.ranking_chart(list(profiles), list(matrix.tools), totals, colours),
             "ranking per profile",
         )
     )
@@ -615,7 +645,7 @@ def build_document(
             _evidence(summary),
         ]
     doc.sections += [_instrumentation(summary), _install(summary), _paper_matrix(matrix)]
-    section, _totals = _profiles(matrix, selected, profiles)
+    section, _totals = _profiles(matrix, selected, profiles, tool_colours(summary.meta))
     doc.sections += [section, _measured(summary, matrix, selected)]
     failures = _failures(summary)
     if failures:
@@ -653,12 +683,18 @@ def _write_atomic(path: Path, text: str) -> Path:
 
 
 def build_report(
-    directory: str | Path, weights_file: Path | None = None, profile: str | None = None
+    directory: str | Path,
+    weights_file: Path | None = None,
+    profile: str | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
-    """Write ``index.html`` and ``report.md`` (+ ``charts/``) next to ``results.jsonl``."""
+    """Write ``index.html`` and ``report.md`` (+ ``charts/``) next to ``results.jsonl``.
+
+    ``rows`` are that file's rows when the caller has read them already.
+    """
     source = results_path(directory)
     out = source.parent
-    doc = build_document(read_rows(source), weights_file, profile)
+    doc = build_document(read_rows(source) if rows is None else rows, weights_file, profile)
     return {
         "html": _write_atomic(out / "index.html", to_html(doc)),
         "markdown": _write_atomic(out / "report.md", to_markdown(doc, out / "charts")),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from mlopsbench.report.aggregate import SPLIT_PARTS, ToolStats
+from mlopsbench.report.aggregate import SPLIT_PARTS, Spread, ToolStats
 
 SPLIT_COLOURS = {
     "import": "#9e9e9e",
@@ -16,13 +17,7 @@ SPLIT_COLOURS = {
     "evaluate": "#ab47bc",
     "tool": "#ef5350",
 }
-TOOL_COLOURS = {
-    "plain": "#607d8b",
-    "mlflow": "#0194e2",
-    "metaflow": "#ff7043",
-    "airflow": "#00ad46",
-    "kfp": "#7e57c2",
-}
+DEFAULT_COLOUR = "#888888"  # a tool whose declaration names no colour
 
 
 def _plt() -> Any:
@@ -47,22 +42,58 @@ def _label(s: ToolStats, many_models: bool) -> str:
     return f"{s.tool}\n{s.model}" if many_models else s.tool
 
 
-def overhead_chart(stats: Sequence[ToolStats], many_models: bool) -> bytes | None:
-    rows = [s for s in stats if s.wall.median is not None]
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, NaN or infinite.
+
+    Results rows come from JSON written by many processes: a NaN or inf there (a diverged
+    model, a clock glitch) must not break a chart's axis limits, so it counts as missing.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ArithmeticError):  # None, text, signalling Decimal NaN
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _or(value: Any, default: float) -> float:
+    """The finite float of ``value``, else ``default`` (unlike ``or``, 0.0 is kept)."""
+    number = _finite(value)
+    return default if number is None else number
+
+
+def _whiskers(spreads: Sequence[Spread], med: Sequence[float]) -> list[list[float]]:
+    """Error-bar lengths below/above each median; a missing or non-finite end draws none."""
+    below = [max(0.0, m - _or(sp.low, m)) for sp, m in zip(spreads, med, strict=True)]
+    above = [max(0.0, _or(sp.high, m) - m) for sp, m in zip(spreads, med, strict=True)]
+    return [below, above]
+
+
+def _no_data_chart(title: str, note: str = "no data to chart") -> bytes:
+    """A small figure in place of a chart that has nothing to show (callers expect bytes)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 1.6))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.4, note, ha="center", va="center", transform=ax.transAxes, color="#666666")
+    return _png(fig)
+
+
+def overhead_chart(
+    stats: Sequence[ToolStats], many_models: bool, colours: Mapping[str, str] | None = None
+) -> bytes | None:
+    colours = colours or {}
+    rows = [s for s in stats if _finite(s.wall.median) is not None]
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
     labels = [_label(s, many_models) for s in rows][::-1]
     rows = rows[::-1]
-    med = [s.wall.median or 0.0 for s in rows]
-    err = [
-        [m - (s.wall.low or m) for s, m in zip(rows, med, strict=True)],
-        [(s.wall.high or m) - m for s, m in zip(rows, med, strict=True)],
-    ]
-    colours = [TOOL_COLOURS.get(s.tool, "#888") for s in rows]
+    med = [_or(s.wall.median, 0.0) for s in rows]
+    err = _whiskers([s.wall for s in rows], med)
+    colours = [colours.get(s.tool, DEFAULT_COLOUR) for s in rows]
     ax.barh(labels, med, xerr=err, color=colours, capsize=3)
-    cpu = [s.cpu.median for s in rows]
+    cpu = [_finite(s.cpu.median) for s in rows]
     if any(c is not None for c in cpu):
         # CPU seconds as a thin dark bar inside: the part of the wall time spent computing.
         ax.barh(labels, [c or 0.0 for c in cpu], height=0.25, color="#263238")
@@ -74,24 +105,25 @@ def overhead_chart(stats: Sequence[ToolStats], many_models: bool) -> bytes | Non
         ]
         ax.legend(handles=handles, fontsize=8, loc="lower right")
     for i, s in enumerate(rows):
-        note = (
-            "baseline"
-            if s.tool == "plain"
-            else (
-                f"+{s.overhead_s:.1f} s ({s.overhead_pct:+.0f}%)"
-                if s.overhead_s is not None
-                else ""
-            )
-        )
-        ax.text(med[i], i, f"  {med[i]:.1f} s  {note}", va="center", fontsize=8)
+        ax.text(med[i], i, f"  {med[i]:.1f} s  {_overhead_note(s)}", va="center", fontsize=8)
     ax.set_xlabel("median wall time per run (s), whiskers = min..max over repeats")
     ax.set_title("Wall time and overhead over plain")
-    ax.set_xlim(0, max(med) * 1.6)
+    top = max(med) if max(med) > 0 else 1.0  # all-zero times: identical limits are invalid
+    ax.set_xlim(0, top * 1.6)
     return _png(fig)
 
 
+def _overhead_note(s: ToolStats) -> str:
+    if s.tool == "plain":
+        return "baseline"
+    seconds, pct = _finite(s.overhead_s), _finite(s.overhead_pct)
+    if seconds is None:
+        return ""
+    return f"+{seconds:.1f} s ({pct:+.0f}%)" if pct is not None else f"+{seconds:.1f} s"
+
+
 def split_chart(stats: Sequence[ToolStats], many_models: bool) -> bytes | None:
-    rows = [s for s in stats if s.wall.median is not None]
+    rows = [s for s in stats if _finite(s.wall.median) is not None]
     if not rows:
         return None
     plt = _plt()
@@ -100,7 +132,7 @@ def split_chart(stats: Sequence[ToolStats], many_models: bool) -> bytes | None:
     labels = [_label(s, many_models) for s in rows]
     left = [0.0] * len(rows)
     for part in SPLIT_PARTS:
-        widths = [s.split[part].median or 0.0 for s in rows]
+        widths = [_or(s.split[part].median if part in s.split else None, 0.0) for s in rows]
         ax.barh(labels, widths, left=left, color=SPLIT_COLOURS[part], label=part)
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_xlabel("seconds (medians)")
@@ -114,25 +146,28 @@ def split_chart(stats: Sequence[ToolStats], many_models: bool) -> bytes | None:
     return _png(fig)
 
 
-def accuracy_chart(stats: Sequence[ToolStats], many_models: bool, tolerance: float) -> bytes | None:
-    rows = [s for s in stats if s.accuracy.median is not None]
+def accuracy_chart(
+    stats: Sequence[ToolStats],
+    many_models: bool,
+    tolerance: float,
+    colours: Mapping[str, str] | None = None,
+) -> bytes | None:
+    colours = colours or {}
+    rows = [s for s in stats if _finite(s.accuracy.median) is not None]
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     xs = range(len(rows))
-    med = [s.accuracy.median or 0.0 for s in rows]
-    err = [
-        [m - (s.accuracy.low or m) for s, m in zip(rows, med, strict=True)],
-        [(s.accuracy.high or m) - m for s, m in zip(rows, med, strict=True)],
-    ]
+    med = [_or(s.accuracy.median, 0.0) for s in rows]
+    err = _whiskers([s.accuracy for s in rows], med)
     ax.errorbar(xs, med, yerr=err, fmt="none", ecolor="#333", capsize=4)
-    ax.scatter(xs, med, c=[TOOL_COLOURS.get(s.tool, "#888") for s in rows], s=70, zorder=3)
-    for s in rows:
-        if s.tool == "plain" and s.accuracy.median is not None:
+    ax.scatter(xs, med, c=[colours.get(s.tool, DEFAULT_COLOUR) for s in rows], s=70, zorder=3)
+    for s, m in zip(rows, med, strict=True):
+        if s.tool == "plain":
             ax.axhspan(
-                s.accuracy.median - tolerance,
-                s.accuracy.median + tolerance,
+                m - tolerance,
+                m + tolerance,
                 color="#607d8b",
                 alpha=0.15,
                 label=f"plain ± {tolerance:g}",
@@ -142,7 +177,8 @@ def accuracy_chart(stats: Sequence[ToolStats], many_models: bool, tolerance: flo
             f"{m:.4f}", (x, m), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8
         )
     ax.set_xticks(list(xs), [_label(s, many_models) for s in rows])
-    lo, hi = min(s.accuracy.low or 0 for s in rows), max(s.accuracy.high or 0 for s in rows)
+    lo = min(m - e for m, e in zip(med, err[0], strict=True))
+    hi = max(m + e for m, e in zip(med, err[1], strict=True))
     pad = max(0.01, (hi - lo) * 0.5)
     ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) + 0.005)
     ax.set_ylabel("test accuracy")
@@ -163,23 +199,24 @@ def heatmap_chart(
     """Scores 0-10 as a heatmap: None cells grey (text from ``texts`` or n/a); optional totals row."""
     import numpy as np
 
+    if not row_labels or not col_labels:
+        return _no_data_chart(title)
     plt = _plt()
-    grid = np.array([[np.nan if v is None else float(v) for v in row] for row in values])
+    cells = _cells(values, len(row_labels), len(col_labels))
+    grid = np.array([[np.nan if v is None else v for v in row] for row in cells])
     fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 3.2, 0.5 * len(row_labels) + 1.6))
     cmap = plt.get_cmap("RdYlGn").with_extremes(bad="#e4e4e4")
     ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=10, aspect="auto")
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            text = texts[i][j] if texts is not None else ("n/a" if v is None else f"{float(v):g}")
-            ax.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                fontsize=9,
-                color="#666666" if v is None else "black",
-            )
+    for (i, j), v in np.ndenumerate(np.array(cells, dtype=object)):
+        ax.text(
+            j,
+            i,
+            _cell_text(texts, i, j, v),
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="#666666" if v is None else "black",
+        )
     ylabels = list(row_labels)
     if totals is not None:
         ylabels = [*ylabels, "Weighted total"]
@@ -187,7 +224,7 @@ def heatmap_chart(
             ax.text(
                 j,
                 len(row_labels),
-                "n/a" if t is None else f"{t}",
+                "n/a" if _finite(t) is None else f"{t}",
                 ha="center",
                 va="center",
                 fontsize=10,
@@ -200,25 +237,53 @@ def heatmap_chart(
     return _png(fig)
 
 
+def _cells(
+    values: Sequence[Sequence[float | None]], n_rows: int, n_cols: int
+) -> list[list[float | None]]:
+    """One cell per row x column label: short rows are padded, NaN/inf count as missing."""
+    rows = [list(values[i]) if i < len(values) else [] for i in range(n_rows)]
+    return [[_finite(row[j]) if j < len(row) else None for j in range(n_cols)] for row in rows]
+
+
+def _cell_text(texts: Sequence[Sequence[str]] | None, i: int, j: int, v: float | None) -> str:
+    if texts is not None and i < len(texts) and j < len(texts[i]):
+        return texts[i][j]
+    return "n/a" if v is None else f"{v:g}"
+
+
 def ranking_chart(
-    profiles: Sequence[str], tools: Sequence[str], totals: dict[str, dict[str, Decimal]]
+    profiles: Sequence[str],
+    tools: Sequence[str],
+    totals: dict[str, dict[str, Decimal]],
+    colours: Mapping[str, str] | None = None,
 ) -> bytes:
     """Weighted totals per profile, grouped bars, with each tool's rank on its bar."""
+    colours = colours or {}
+    title = "Ranking per weight profile (#n = rank)"
+    # A tool without a finite total under a profile (missing, NaN) gets no bar there.
+    scores = {p: _finite_totals(totals.get(p, {})) for p in profiles}
+    if not tools or not any(scores.values()):
+        return _no_data_chart(title)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     width = 0.8 / max(1, len(tools))
     for i, tool in enumerate(tools):
         xs = [p + i * width - 0.4 + width / 2 for p in range(len(profiles))]
-        ys = [float(totals[p][tool]) for p in profiles]
-        ax.bar(xs, ys, width=width, color=TOOL_COLOURS.get(tool, "#888"), label=tool)
+        ys = [scores[p].get(tool, 0.0) for p in profiles]
+        ax.bar(xs, ys, width=width, color=colours.get(tool, DEFAULT_COLOUR), label=tool)
         for x, p in zip(xs, profiles, strict=True):
-            order = sorted(totals[p].values(), reverse=True)
-            rank = order.index(totals[p][tool]) + 1
-            ax.text(x, float(totals[p][tool]) + 0.05, f"#{rank}", ha="center", fontsize=7)
+            if tool in scores[p]:
+                order = sorted(scores[p].values(), reverse=True)
+                rank = order.index(scores[p][tool]) + 1
+                ax.text(x, scores[p][tool] + 0.05, f"#{rank}", ha="center", fontsize=7)
     ax.set_xticks(range(len(profiles)), profiles)
-    lo = min(float(v) for p in profiles for v in totals[p].values())
-    ax.set_ylim(max(0.0, lo - 1.0), 10)
+    lo = min(v for p in profiles for v in scores[p].values())
+    ax.set_ylim(max(0.0, min(lo, 9.0) - 1.0), 10)  # a total above 9 still shows its bar
     ax.set_ylabel("weighted total (paper scores)")
-    ax.set_title("Ranking per weight profile (#n = rank)")
+    ax.set_title(title)
     ax.legend(fontsize=8, ncol=len(tools), loc="upper center", bbox_to_anchor=(0.5, -0.12))
     return _png(fig)
+
+
+def _finite_totals(row: dict[str, Decimal]) -> dict[str, float]:
+    return {tool: v for tool, total in row.items() if (v := _finite(total)) is not None}

@@ -69,6 +69,15 @@ class WeightProfile:
     basis: str
     weights: dict[str, Decimal]  # criterion -> percent, validated
 
+    def to_meta(self) -> dict[str, Any]:
+        """As recorded in a compare's meta row (weights as exact decimal strings)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "basis": self.basis,
+            "weights": {k: str(v) for k, v in self.weights.items()},
+        }
+
 
 def _read_toml_resource(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files("mlopsbench.report").joinpath(name).read_text("utf-8"))

@@ -9,14 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlopsbench.tools.airflow import alerts, common
+from mlopsbench.tools.airflow.metadata import read_alerts
+from mlopsbench.tools.airflow.pipeline import alerts, dag_support
 
 
 @pytest.fixture(autouse=True)
 def no_airflow_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     # The Variable fallback imports Airflow; these tests stay out of it.
     monkeypatch.setattr(alerts, "_webhook_variable", lambda: None)
-    monkeypatch.delenv(common.ENV_ALERT_WEBHOOK, raising=False)
+    monkeypatch.delenv(alerts.ENV_ALERT_WEBHOOK, raising=False)
 
 
 def _closed_port() -> int:
@@ -44,7 +45,7 @@ def test_alert_reaches_webhook_and_log(webhook, tmp_path: Path) -> None:
     record = alerts.send_alert(payload, webhook.url, tmp_path / "alerts.jsonl")
     assert webhook.received == [payload]
     assert record["delivery"] == {"sent": True, "host": "127.0.0.1", "status": 200}
-    logged = alerts.read_alerts(tmp_path / "alerts.jsonl")
+    logged = read_alerts(tmp_path / "alerts.jsonl")
     assert logged == [record]
     assert "secret-token" not in (tmp_path / "alerts.jsonl").read_text()  # URL never logged
 
@@ -60,7 +61,7 @@ def test_webhook_errors_never_raise(webhook, tmp_path: Path, target: str) -> Non
     payload = alerts.build_payload("dag_failed", dag_id="d", run_id="r")
     record = alerts.send_alert(payload, url, tmp_path / "alerts.jsonl", timeout_s=2)
     assert record["delivery"]["sent"] is False and record["delivery"]["reason"]
-    assert alerts.read_alerts(tmp_path / "alerts.jsonl")[0]["delivery"] == record["delivery"]
+    assert read_alerts(tmp_path / "alerts.jsonl")[0]["delivery"] == record["delivery"]
 
 
 def test_unwritable_log_does_not_raise(tmp_path: Path) -> None:
@@ -83,24 +84,24 @@ def _context(tmp_path: Path, **extra: object) -> dict[str, object]:
 def test_task_failure_callback_posts_first_error_line(
     webhook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(common.ENV_ALERT_WEBHOOK, webhook.url)
-    monkeypatch.delenv(common.ENV_ALERT_LOG, raising=False)
+    monkeypatch.setenv(alerts.ENV_ALERT_WEBHOOK, webhook.url)
+    monkeypatch.delenv(alerts.ENV_ALERT_LOG, raising=False)
     context = _context(tmp_path, exception=RuntimeError("CUDA out of memory\n  traceback..."))
     alerts.on_task_failure(context)
     [post] = webhook.received
     assert post["details"]["task_id"] == "train_model" and post["details"]["try_number"] == 3
     assert post["details"]["error"] == "CUDA out of memory"
     # No ALERT_LOG set: the log sits at the artifact root given by the run's params.
-    assert alerts.read_alerts(tmp_path / "art" / "alerts.jsonl")[0]["details"] == post["details"]
+    assert read_alerts(tmp_path / "art" / "alerts.jsonl")[0]["details"] == post["details"]
 
 
 def test_success_callback_reports_metrics_and_param_webhook_wins(
     webhook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(common.ENV_ALERT_WEBHOOK, "http://127.0.0.1:9/never-used")
-    monkeypatch.setenv(common.ENV_ALERT_LOG, str(tmp_path / "log.jsonl"))
+    monkeypatch.setenv(alerts.ENV_ALERT_WEBHOOK, "http://127.0.0.1:9/never-used")
+    monkeypatch.setenv(alerts.ENV_ALERT_LOG, str(tmp_path / "log.jsonl"))
     context = _context(tmp_path, params={"alert_webhook": webhook.url})
-    folder = common.run_folder(tmp_path / "art", "mlopsbench_digits", str(context["run_id"]))
+    folder = dag_support.run_folder(tmp_path / "art", "mlopsbench_digits", str(context["run_id"]))
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.93, "note": "x"}))
     alerts.on_dag_success(context)
@@ -113,7 +114,7 @@ def test_success_callback_reports_metrics_and_param_webhook_wins(
 def test_callback_survives_a_broken_context(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(common.ENV_ALERT_LOG, str(tmp_path / "log.jsonl"))
+    monkeypatch.setenv(alerts.ENV_ALERT_LOG, str(tmp_path / "log.jsonl"))
     alerts.on_dag_failure({"params": None, "dag_run": object()})  # nothing usable: still no raise
-    [record] = alerts.read_alerts(tmp_path / "log.jsonl")
+    [record] = read_alerts(tmp_path / "log.jsonl")
     assert record["details"]["event"] == "dag_failed" and record["delivery"]["sent"] is False

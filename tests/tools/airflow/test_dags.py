@@ -12,15 +12,15 @@ import pytest
 
 from mlopsbench.errors import DataError
 from mlopsbench.result import RunRequest
-from mlopsbench.tools.airflow import common, runner
-from mlopsbench.usecases.digits.config import DigitsConfig
+from mlopsbench.tools.airflow import adapter, common
+from mlopsbench.tools.airflow.pipeline import dag_support
+from mlopsbench.usecases.common.params import config_params
+from mlopsbench.usecases.registry import get_usecase
 
 Worker = Callable[..., tuple[int, dict[str, Any], Path]]
 
-CORE_TASKS = {
-    "mlopsbench_digits": ["prepare_data", "train_model", "evaluate_model"],
-    "mlopsbench_sentiment": ["prepare_data", "prepare_model", "evaluate_model"],
-}
+# Task ids are the core's uniform stage names: the adapter reads each stage's XCom by them.
+CORE_TASKS = ["prepare_data", "build_model", "evaluate_model"]
 
 
 @pytest.fixture(scope="module")
@@ -32,34 +32,41 @@ def parsed(tmp_path_factory: pytest.TempPathFactory, airflow_worker: Worker) -> 
 
 def test_dag_bag_loads_every_dag_file_without_import_errors(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
-    assert sorted(parsed["dags"]) == sorted(common.DAG_IDS.values())
+    assert sorted(parsed["dags"]) == sorted(common.all_dag_ids())
+    # The helper modules next to the DAG files are not parsed as DAG files (.airflowignore).
+    assert parsed["parsed_files"] == sorted(f"{dag_id}.py" for dag_id in common.all_dag_ids())
     # Parsing must stay cheap: the core (torch, sklearn, matplotlib) loads inside tasks only.
     assert parsed["heavy_modules_loaded"] == []
 
 
-@pytest.mark.parametrize("dag_id", sorted(CORE_TASKS))
-def test_dag_shape(parsed: dict[str, Any], dag_id: str) -> None:
-    dag = parsed["dags"][dag_id]
-    first, second, evaluate = CORE_TASKS[dag_id]
+@pytest.mark.parametrize("usecase", ["digits", "sentiment"])
+def test_dag_shape(parsed: dict[str, Any], usecase: str) -> None:
+    dag = parsed["dags"][common.dag_id(usecase)]
+    first, second, evaluate = CORE_TASKS
     assert dag["tasks"] == sorted([first, second, evaluate, "quality_gate", "log_to_mlflow"])
     assert second in dag["downstream"][first]
     assert evaluate in dag["downstream"][second]
     assert dag["downstream"][evaluate] == ["log_to_mlflow", "quality_gate"]
     assert dag["schedule"] is None and dag["catchup"] is False
-    assert dag["retries"] == common.DEFAULT_RETRIES
-    assert dag["retry_delay_s"] == common.DEFAULT_RETRY_DELAY_S
+    assert dag["retries"] == dag_support.DEFAULT_RETRIES
+    assert dag["retry_delay_s"] == dag_support.DEFAULT_RETRY_DELAY_S
     assert dag["task_failure_callback"].endswith("alerts.on_task_failure")
     assert dag["dag_success_callback"].endswith("alerts.on_dag_success")
     assert dag["dag_failure_callback"].endswith("alerts.on_dag_failure")
-    usecase = dag_id.removeprefix("mlopsbench_")
-    defaults = {name: spec[0] for name, spec in common.param_specs(usecase).items()}
-    assert dag["params"] == defaults
+    # One param per core setting, with the config's default, plus the tool params (unset).
+    specs = config_params(get_usecase(usecase).config_class)
+    defaults = {spec.name: spec.default for spec in specs}
+    assert dag["params"] == {**defaults, **dict.fromkeys(dag_support.TOOL_PARAMS)}
 
 
 def test_cron_schedule_and_retries_come_from_the_environment(
     tmp_path: Path, airflow_worker: Worker
 ) -> None:
-    env = {common.ENV_SCHEDULE: "0 3 * * *", common.ENV_RETRIES: "4", common.ENV_RETRY_DELAY: "5"}
+    env = {
+        dag_support.ENV_SCHEDULE: "0 3 * * *",
+        dag_support.ENV_RETRIES: "4",
+        dag_support.ENV_RETRY_DELAY: "5",
+    }
     code, result, _ = airflow_worker(tmp_path, "inspect", extra_env=env)
     assert code == 0, result
     for dag in result["dags"].values():
@@ -73,7 +80,7 @@ def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: 
     (folder / "broken.py").write_text(
         "from airflow.sdk import dag\nimport mlopsbench_no_such_module  # a dag that cannot load\n"
     )
-    bad_env = {common.ENV_RETRIES: "many"}  # our own DAG files reject it at parse time
+    bad_env = {dag_support.ENV_RETRIES: "many"}  # our own DAG files reject it at parse time
     code, result, _ = airflow_worker(tmp_path, "inspect", dags_folder=folder, extra_env=bad_env)
     assert code == 0
     errors = {Path(path).name: error for path, error in result["import_errors"].items()}
@@ -92,16 +99,17 @@ def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: 
 
 
 def test_bad_params_fail_before_any_run(tmp_path: Path, airflow_worker: Worker) -> None:
-    # Airflow checks values against the params' JSON schema; unknown keys (which Airflow would
-    # accept silently) are caught by the worker. Both are reported at once, before any DB work.
-    conf = _conf(tmp_path, {"epochs": 0, "epoch": 3, "model": "simple"})
+    # Airflow checks values against the params' JSON schema (types, choices); unknown keys
+    # (which Airflow would accept silently) are caught by the worker. Both are reported at once,
+    # before any DB work. Value ranges are the core config's to check, in the first task.
+    conf = _conf(tmp_path, {"epochs": "many", "epoch": 3, "model": "simple"})
     code, result, home = airflow_worker(
         tmp_path, "run", "--dag-id", "mlopsbench_digits", "--conf", conf, "--migrate"
     )
     assert code == 2 and result["error_type"] == "ConfigError"
     assert result["error"] == (
         "unknown param(s) for DAG mlopsbench_digits: epoch; "
-        "Invalid input for param epochs: 0 is less than the minimum of 1"
+        "Invalid input for param epochs: 'many' is not of type 'integer'"
     )
     assert not (home / "airflow.db").exists() or (home / "airflow.db").stat().st_size == 0
 
@@ -109,12 +117,12 @@ def test_bad_params_fail_before_any_run(tmp_path: Path, airflow_worker: Worker) 
 def test_uninitialised_db_is_one_line_error(tmp_path: Path) -> None:
     request = RunRequest(
         usecase="digits",
-        config=DigitsConfig(model="simple", epochs=1),
+        config=get_usecase("digits").config({"model": "simple", "epochs": 1}),
         out_dir=tmp_path / "run",
         options={"airflow_home": str(tmp_path / "empty_home")},  # reuse a home never migrated
     )
     with pytest.raises(DataError, match=r"not initialised: run `airflow db migrate`") as caught:
-        runner.run(request)
+        adapter.run(request)
     assert "\n" not in str(caught.value)
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from mlopsbench.errors import ServerError
-from mlopsbench.tools.airflow import alerts, common, metadata, server
+from mlopsbench.support.net import port_in_use
+from mlopsbench.tools.airflow import common, metadata, server
+from mlopsbench.tools.airflow.pipeline import dag_support
 
-DIGITS = common.DIGITS_DAG_ID
+DIGITS = common.dag_id("digits")
 
 
 def _free_port() -> int:
@@ -40,7 +42,7 @@ def test_server_runs_the_digits_dag_through_the_rest_api(
             server.ApiClient(airflow.url, server.USERNAME, "wrong-password").token()
         # The DAG's params validate a trigger's conf: nothing is queued for a bad one.
         with pytest.raises(ServerError, match="HTTP 400"):
-            client.trigger(DIGITS, {"epochs": 0})
+            client.trigger(DIGITS, {"epochs": "many"})
 
         conf = {"model": "simple", "epochs": 1, "threshold": 0.5, "data_test_fraction": 0.1}
         t1 = time.perf_counter()
@@ -53,9 +55,9 @@ def test_server_runs_the_digits_dag_through_the_rest_api(
         assert states["quality_gate"] == "success" and states["log_to_mlflow"] == "skipped"
         evaluation = client.xcom(DIGITS, run_id, "evaluate_model")
         assert evaluation["gate"]["passed"] and evaluation["metrics"]["accuracy"] >= 0.5
-        folder = common.run_folder(settings.artifacts, DIGITS, run_id)
+        folder = dag_support.run_folder(settings.artifacts, DIGITS, run_id)
         assert json.loads((folder / "metrics.json").read_text()) == evaluation["metrics"]
-        record = metadata.read_run(settings.home / "airflow.db", DIGITS, run_id)
+        record = metadata.read_run(settings.home, DIGITS, run_id)
         assert record.state == "success" and record.conf["model"] == "simple"
         # The success alert comes from the DAG-level callback, which Airflow 3 runs in the DAG
         # processor (the scheduler only queues it): wait for it, bounded.
@@ -75,11 +77,11 @@ def test_server_runs_the_digits_dag_through_the_rest_api(
     finally:
         server.stop(airflow)
     assert all(process.poll() is not None for process in airflow.processes.values())
-    server.check_port_free(settings.port)  # nothing left listening
+    assert not port_in_use(settings.port)  # nothing left listening
 
 
 def _events(path: Path) -> list[str]:
-    return [a["details"]["event"] for a in alerts.read_alerts(path)]
+    return [a["details"]["event"] for a in metadata.read_alerts(path)]
 
 
 def test_busy_port_is_a_one_line_server_error(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ real ``kfp`` package), hence the ``test_kfp_*`` file names.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,30 @@ import yaml
 from typer.testing import CliRunner
 
 from mlopsbench.cli import app
-from mlopsbench.tools.kfp.params import KfpSettings, pipeline_arguments
-from mlopsbench.tools.kfp.pipelines import TRAIN_RETRIES, compile_pipeline
+from mlopsbench.tools.kfp.build import KfpSettings, compile_pipeline, pipeline_arguments
+from mlopsbench.tools.kfp.pipeline.pipeline_helpers import TRAIN_RETRIES
+from mlopsbench.usecases.common.params import config_params
 from mlopsbench.usecases.digits.config import DigitsConfig
+from mlopsbench.usecases.sentiment.config import SentimentConfig
 
 IMAGE = "registry.example/mlopsbench:test"
+KFP_TYPES = {str: "STRING", int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE", bool: "BOOLEAN"}
+TOOL_INPUTS = {"mlflow_uri", "run_name"}  # the pipeline's own parameters, beside the config's
+
+
+def _compile(usecase: str, folder: Path) -> dict[str, Any]:
+    path = compile_pipeline(usecase, KfpSettings(image=IMAGE), folder / f"{usecase}.yaml")
+    return yaml.safe_load(path.read_text())
 
 
 @pytest.fixture(scope="module")
 def digits_spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    path = compile_pipeline(
-        "digits", KfpSettings(image=IMAGE), tmp_path_factory.mktemp("ir") / "d.yaml"
-    )
-    return yaml.safe_load(path.read_text())
+    return _compile("digits", tmp_path_factory.mktemp("ir"))
+
+
+@pytest.fixture(scope="module")
+def sentiment_spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _compile("sentiment", tmp_path_factory.mktemp("ir"))
 
 
 def _tasks(spec: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +47,10 @@ def _tasks(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _component(spec: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     return spec["components"][task["componentRef"]["name"]]
+
+
+def _inputs(spec: dict[str, Any]) -> dict[str, Any]:
+    return spec["root"]["inputDefinitions"]["parameters"]
 
 
 def test_dag_wires_prepare_train_evaluate_and_a_gated_promote(digits_spec: dict) -> None:
@@ -83,15 +99,63 @@ def test_outputs_are_typed_artifacts(digits_spec: dict) -> None:
     assert evaluate_params["parameters"] == {"Output": {"parameterType": "NUMBER_DOUBLE"}}
 
 
-def test_pipeline_inputs_cover_every_config_field(digits_spec: dict) -> None:
-    inputs = digits_spec["root"]["inputDefinitions"]["parameters"]
-    args = pipeline_arguments("digits", DigitsConfig())
-    assert set(args) | {"mlflow_uri", "run_name"} == set(inputs)
-    # Defaults of the compiled pipeline are the core config's defaults.
-    for key, value in args.items():
-        assert inputs[key]["defaultValue"] == value, key
-    assert inputs["epochs"]["parameterType"] == "NUMBER_INTEGER"
-    assert inputs["lr"]["parameterType"] == "NUMBER_DOUBLE"
+@pytest.mark.parametrize("usecase", ["digits", "sentiment"])
+def test_pipeline_inputs_are_the_config_settings(
+    usecase: str, digits_spec: dict, sentiment_spec: dict
+) -> None:
+    """Names, types, defaults and help text of the pipeline's inputs: the core config's."""
+    spec = {"digits": digits_spec, "sentiment": sentiment_spec}[usecase]
+    config_class = {"digits": DigitsConfig, "sentiment": SentimentConfig}[usecase]
+    inputs = _inputs(spec)
+    settings = config_params(config_class)
+    assert set(inputs) == {s.name for s in settings} | TOOL_INPUTS
+    for setting in settings:
+        declared = inputs[setting.name]
+        assert declared["parameterType"] == KFP_TYPES[setting.kind], setting.name
+        # KFP has no None: an optional setting defaults to its unset value ("" or 0).
+        assert declared["defaultValue"] == setting.tool_default, setting.name
+        assert " ".join(declared["description"].split()).startswith(
+            " ".join(setting.help.split())
+        ), setting.name
+    # What the harness passes for the default config is a valid argument set.
+    args = pipeline_arguments(config_class())
+    assert set(args) == {s.name for s in settings}
+
+
+@pytest.mark.parametrize("usecase", ["digits", "sentiment"])
+def test_every_step_takes_the_settings_as_one_typed_dict(
+    usecase: str, digits_spec: dict, sentiment_spec: dict
+) -> None:
+    spec = {"digits": digits_spec, "sentiment": sentiment_spec}[usecase]
+    config_class = {"digits": DigitsConfig, "sentiment": SentimentConfig}[usecase]
+    names = {s.name for s in config_params(config_class)}
+    steps = {name: task for name, task in _tasks(spec).items() if "condition" not in name}
+    assert len(steps) == 3
+    for name, task in steps.items():
+        params = _component(spec, task)["inputDefinitions"]["parameters"]
+        assert params == {"settings": {"parameterType": "STRUCT"}}, name
+        # The dict holds every setting, each fed by the pipeline input of the same name.
+        given = task["inputs"]["parameters"]
+        assert set(given["settings"]["runtimeValue"]["constant"]) == names, name
+        fed = {k: v["componentInputParameter"] for k, v in given.items() if k != "settings"}
+        assert fed == {f"pipelinechannel--{n}": n for n in names}, name
+
+
+def test_a_changed_core_default_reaches_the_compiled_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defaults live in the core config only: change one there, nothing else, and the
+    compiled pipeline and the harness's arguments follow."""
+    monkeypatch.setattr(DigitsConfig.__dataclass_fields__["epochs"], "default", 7)
+    init = DigitsConfig.__init__
+    names = list(inspect.signature(init).parameters)[1:]
+    defaults = list(init.__defaults__ or ())
+    defaults[names.index("epochs")] = 7
+    monkeypatch.setattr(init, "__defaults__", tuple(defaults))
+
+    inputs = _inputs(_compile("digits", tmp_path))
+    assert inputs["epochs"]["defaultValue"] == 7
+    assert pipeline_arguments(DigitsConfig())["epochs"] == 7
 
 
 def test_executors_use_the_configured_image_without_pip_installing_kfp(digits_spec: dict) -> None:
@@ -105,14 +169,24 @@ def test_executors_use_the_configured_image_without_pip_installing_kfp(digits_sp
         assert "from mlopsbench" in source  # the component body calls the installed core
 
 
-def test_compiled_yaml_loads_back_as_a_component(digits_spec: dict, tmp_path: Path) -> None:
-    from kfp import components
+@pytest.mark.parametrize("usecase", ["digits", "sentiment"])
+def test_compiled_yaml_loads_back_with_kfp(
+    usecase: str, digits_spec: dict, sentiment_spec: dict, tmp_path: Path
+) -> None:
+    from kfp import compiler, components
 
+    spec = {"digits": digits_spec, "sentiment": sentiment_spec}[usecase]
     path = tmp_path / "again.yaml"
-    path.write_text(yaml.safe_dump(digits_spec))
+    path.write_text(yaml.safe_dump(spec))
     loaded = components.load_component_from_file(str(path))
-    assert loaded.name == "mlopsbench-digits"
-    assert {"model", "epochs", "threshold", "data_source"} <= set(loaded.component_spec.inputs)
+    assert loaded.name == f"mlopsbench-{usecase}"
+    config_class = {"digits": DigitsConfig, "sentiment": SentimentConfig}[usecase]
+    for setting in config_params(config_class):
+        assert loaded.component_spec.inputs[setting.name].default == setting.tool_default
+    # ...and compiles again (the loaded pipeline is a component KFP can compile).
+    compiler.Compiler().compile(loaded, package_path=str(tmp_path / "round-trip.yaml"))
+    again = yaml.safe_load((tmp_path / "round-trip.yaml").read_text())
+    assert set(_inputs(again)) == set(_inputs(spec))
 
 
 def test_cli_compile_writes_yaml_and_reports_bad_input(tmp_path: Path) -> None:
@@ -136,14 +210,6 @@ def test_cli_compile_writes_yaml_and_reports_bad_input(tmp_path: Path) -> None:
     assert "cannot create" in bad_out.output
 
 
-@pytest.fixture(scope="module")
-def sentiment_spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    path = compile_pipeline(
-        "sentiment", KfpSettings(image=IMAGE), tmp_path_factory.mktemp("ir") / "s.yaml"
-    )
-    return yaml.safe_load(path.read_text())
-
-
 def test_sentiment_dag_gate_and_retry(sentiment_spec: dict) -> None:
     tasks = _tasks(sentiment_spec)
     assert set(tasks) == {
@@ -164,20 +230,3 @@ def test_sentiment_dag_gate_and_retry(sentiment_spec: dict) -> None:
     assert set(_component(sentiment_spec, tasks["condition-1"])["dag"]["tasks"]) == {
         "promote-model"
     }
-
-
-def test_every_sentiment_step_takes_the_whole_config(sentiment_spec: dict) -> None:
-    from mlopsbench.usecases.sentiment.config import SentimentConfig
-
-    fields = set(SentimentConfig.__dataclass_fields__)
-    inputs = sentiment_spec["root"]["inputDefinitions"]["parameters"]
-    assert set(inputs) == fields | {"mlflow_uri", "run_name"}
-    args = pipeline_arguments("sentiment", SentimentConfig())
-    for key, value in args.items():
-        if key != "source":  # "" in the pipeline = the config's own choice (fixture/hf)
-            assert inputs[key]["defaultValue"] == value, key
-    assert inputs["source"]["defaultValue"] == ""
-    tasks = _tasks(sentiment_spec)
-    for task in ("prepare-sentiment-data", "prepare-sentiment-model", "evaluate-sentiment"):
-        params = _component(sentiment_spec, tasks[task])["inputDefinitions"]["parameters"]
-        assert set(params) == fields, task

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from mlopsbench.cli import app
 from mlopsbench.errors import ConfigError, ServerError
-from mlopsbench.tools.kfp.params import KfpSettings, pipeline_arguments
-from mlopsbench.tools.kfp.submit import HEALTHZ, build_config, check_host, submit
+from mlopsbench.tools.kfp.build import KfpSettings, pipeline_arguments
+from mlopsbench.tools.kfp.submit import HEALTHZ, check_host, submit
+from mlopsbench.usecases.registry import get_usecase
 
 
 def _closed_port() -> int:
@@ -70,7 +71,7 @@ def fake_kfp(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_closed_port_fails_fast_with_one_line() -> None:
     host = f"http://127.0.0.1:{_closed_port()}"
     t0 = time.perf_counter()
-    result = CliRunner().invoke(app, ["kfp", "submit", "--host", host, "--epochs", "1"])
+    result = CliRunner().invoke(app, ["kfp", "submit", "--host", host, "--set", "epochs=1"])
     elapsed = time.perf_counter() - t0
     assert result.exit_code == 1
     assert result.output.strip() == f"error: KFP host {host} is unreachable (connection error)"
@@ -81,10 +82,14 @@ def test_bad_host_and_bad_params_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="http"):
         check_host("127.0.0.1:8080")
     runner = CliRunner()
-    bad = runner.invoke(app, ["kfp", "submit", "--host", "http://127.0.0.1:1", "--epochs", "0"])
+    host = ["kfp", "submit", "--host", "http://127.0.0.1:1"]
+    bad = runner.invoke(app, [*host, "--set", "epochs=0"])
     assert bad.exit_code == 2 and "epochs must be >= 1" in bad.output
-    mixed = runner.invoke(app, ["kfp", "submit", "--host", "http://127.0.0.1:1", "--smoke"])
-    assert mixed.exit_code == 1 and "sentiment only" in mixed.output
+    mixed = runner.invoke(app, [*host, "--set", "smoke=true"])  # a sentiment setting
+    assert mixed.exit_code == 2 and "unknown config key 'smoke'" in mixed.output
+    typo = runner.invoke(app, [*host, "--set", "epochs"])
+    assert typo.exit_code == 2 and "KEY=VALUE" in typo.output
+    assert "Traceback" not in bad.output + mixed.output + typo.output
 
 
 @pytest.mark.parametrize("fake_kfp", [False], indirect=True)
@@ -96,8 +101,8 @@ def test_non_kfp_endpoint_is_rejected_before_the_client_retries(fake_kfp: str) -
 
 
 def test_submit_reaches_the_api_and_reports_a_refused_run(fake_kfp: str) -> None:
-    cfg = build_config("digits", model="simple", epochs=1)
-    args = pipeline_arguments("digits", cfg)
+    cfg = get_usecase("digits").config({"model": "simple", "epochs": 1})
+    args = pipeline_arguments(cfg)
     t0 = time.perf_counter()
     with pytest.raises(ServerError, match="refused the run: HTTP 404"):
         submit(fake_kfp, "digits", args, settings=KfpSettings(), experiment="e1")

@@ -7,7 +7,9 @@ under a session temp folder; the root conftest already isolates HOME, TMPDIR and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,78 @@ from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 
 # One OpenMP thread per step process: on a busy 2-core box, spinning threads make t-SNE 3x slower.
 THREADS = {"threads": "1"}
+
+FAIL_STAGE_ENV = "MLOPSBENCH_TEST_FAIL_STAGE"
+
+# Loaded by every Python process started with this folder on PYTHONPATH (the Runner's process
+# and every step's): wraps the core stage named in $MLOPSBENCH_TEST_FAIL_STAGE to raise.
+SITECUSTOMIZE = textwrap.dedent(
+    f"""
+    import os
+
+    _target = os.environ.get("{FAIL_STAGE_ENV}", "")
+    if _target:
+        import importlib
+
+        _module_name, _, _stage = _target.partition(":")
+        _module = importlib.import_module(_module_name)
+
+        def _failing(*args, **kwargs):
+            raise RuntimeError(f"injected failure in {{_stage}}")
+
+        setattr(_module, _stage, _failing)
+    """
+)
+
+
+@pytest.fixture
+def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """``fail_stage("mlopsbench.usecases.sentiment.stages:evaluate_model")``: from then on, that
+    core stage raises in every flow process this test starts (the Runner passes the environment
+    on). Undo with ``monkeypatch.delenv(FAIL_STAGE_ENV)``; the pipeline files know nothing."""
+    folder = tmp_path / "fault-injection"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+
+    def fail(target: str) -> None:
+        monkeypatch.setenv(FAIL_STAGE_ENV, target)
+
+    yield fail
+
+
+@pytest.fixture
+def declared_parameters() -> Callable[[str], dict[str, Any]]:
+    """``declared_parameters("digits")``: the flow's Parameters by name, as Metaflow sees them."""
+    return _declared_parameters
+
+
+def _declared_parameters(usecase: str) -> dict[str, Any]:
+    """Import the flow file afresh and let Metaflow apply its mutators (``@config_parameters``
+    adds the core's settings): the processing ``run``, ``run --help`` and the Runner go through.
+    """
+    import importlib.util
+    import inspect
+
+    from metaflow import FlowSpec
+    from metaflow.parameters import flow_context
+
+    from mlopsbench.tools.metaflow.launch import flow_file
+
+    path = flow_file(usecase)
+    spec = importlib.util.spec_from_file_location(f"_test_flow_{usecase}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (flow,) = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, FlowSpec) and cls.__module__ == module.__name__
+    ]
+    with flow_context(flow):  # what Metaflow's CLI and Runner set up around this
+        flow._process_config_decorators({})
+        return {param.name: param for _, param in flow._get_parameters()}
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +118,10 @@ def mlflow_uri(mf_root: Path) -> str:
 @pytest.fixture(scope="session")
 def digits_run(make_request: Callable[..., RunRequest], mlflow_uri: str) -> RunResult:
     """SimpleNN, 1 epoch on the bundled digits, logged to MLflow from the end step."""
-    from mlopsbench.tools.metaflow import runner
+    from mlopsbench.tools.metaflow import adapter
 
     # A 10 % test split (180 images) keeps the t-SNE in evaluate short.
     cfg = DigitsConfig(
         model="simple", epochs=1, threshold=0.5, data=DigitsDataConfig(test_fraction=0.1)
     )
-    return runner.run(make_request("digits-ok", cfg, tracking_uri=mlflow_uri))
+    return adapter.run(make_request("digits-ok", cfg, tracking_uri=mlflow_uri))

@@ -44,21 +44,21 @@ class Store:
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    # No chdir: the runner derives every path from the run folder (a session-wide chdir
+    # No chdir: the adapter derives every path from the run folder (a session-wide chdir
     # would also move every other test's working directory).
     return Store(tmp_path_factory.mktemp("mlflow-runs"))
 
 
 @pytest.fixture(scope="session")
 def passed_run(store: Store) -> RunResult:
-    from mlopsbench.tools.mlflow import runner
+    from mlopsbench.tools.mlflow import adapter
 
-    return runner.run(store.request("digits-pass", PASSING))
+    return adapter.run(store.request("digits-pass", PASSING))
 
 
 @pytest.fixture(scope="session")
 def rejected_run(store: Store, passed_run: RunResult) -> RunResult:
     """Runs after ``passed_run``: a champion exists that must not move."""
-    from mlopsbench.tools.mlflow import runner
+    from mlopsbench.tools.mlflow import adapter
 
-    return runner.run(store.request("digits-fail", FAILING))
+    return adapter.run(store.request("digits-fail", FAILING))

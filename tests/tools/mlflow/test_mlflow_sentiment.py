@@ -8,13 +8,13 @@ import pytest
 from conftest import Store
 from mlopsbench import tracking
 from mlopsbench.result import RunResult
-from mlopsbench.tools.mlflow import runner
+from mlopsbench.tools.mlflow import adapter
 from mlopsbench.usecases.sentiment.config import SentimentConfig
 
 
 @pytest.fixture(scope="module")
 def sentiment_run(store: Store) -> RunResult:
-    return runner.run(store.request("sentiment-smoke", SentimentConfig(smoke=True), "sentiment"))
+    return adapter.run(store.request("sentiment-smoke", SentimentConfig(smoke=True), "sentiment"))
 
 
 def test_sentiment_run_registered_and_promoted(sentiment_run: RunResult, store: Store) -> None:
@@ -36,7 +36,7 @@ def test_sentiment_run_registered_and_promoted(sentiment_run: RunResult, store: 
     }
     assert contexts["evaluation"].digest == info["dataset"]["digest"]
     assert contexts["training"].name.startswith("sentiment:")  # the smoke model's sample
-    assert runner.evidence(sentiment_run) == dict.fromkeys(runner.EVIDENCE_KEYS, True)
+    assert adapter.evidence(sentiment_run) == dict.fromkeys(adapter.EVIDENCE_KEYS, True)
 
 
 def test_sentiment_pyfunc_takes_a_text_column(sentiment_run: RunResult, store: Store) -> None:

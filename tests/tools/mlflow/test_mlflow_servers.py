@@ -22,6 +22,7 @@ from conftest import Store
 from mlopsbench import tracking
 from mlopsbench.errors import ConfigError, ServerError
 from mlopsbench.result import RunResult
+from mlopsbench.support.net import free_port
 from mlopsbench.tools.mlflow import server
 
 START_TIMEOUT_S = 180.0
@@ -77,7 +78,7 @@ def test_tracking_server_logs_over_http_and_stops_on_sigterm(tmp_path: Path) -> 
     from mlopsbench.usecases.digits.models import build_model
     from mlopsbench.usecases.digits.storage import save_model
 
-    port = server.free_port()
+    port = free_port()
     root = tmp_path / "srv"
     cli = _cli(
         "server",
@@ -135,7 +136,7 @@ def test_serve_champion_over_rest_matches_in_process(
     from mlopsbench.usecases.digits.evaluate import predict
     from mlopsbench.usecases.digits.storage import load_model
 
-    port = server.free_port()
+    port = free_port()
     cli = _cli(
         "serve",
         "mlflow",
@@ -199,7 +200,7 @@ def test_run_cli_wrong_scheme_is_one_line(tmp_path: Path) -> None:
 
 def test_servers_refuse_public_interfaces_and_busy_ports(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"127\.0\.0\.1 only"):
-        server.start_tracking_server(server.free_port(), host="0.0.0.0", root=tmp_path)
+        server.start_tracking_server(free_port(), host="0.0.0.0", root=tmp_path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -215,7 +216,7 @@ def test_failed_start_reports_the_reason(tmp_path: Path) -> None:
     # A backend URI the server cannot open: it exits, and we say why in one line.
     with pytest.raises(ServerError) as err:
         server.start_tracking_server(
-            server.free_port(), backend_store_uri="bogus://nowhere", root=tmp_path, timeout_s=120
+            free_port(), backend_store_uri="bogus://nowhere", root=tmp_path, timeout_s=120
         )
     message = str(err.value)
     assert "exited with code" in message and "\n" not in message

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from mlopsbench.usecases.common.plots import confusion_matrix_png, training_curve_png, tsne_png
+from mlopsbench.usecases.common.plots import (
+    PlotWarning,
+    confusion_matrix_png,
+    training_curve_png,
+    tsne_png,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -32,6 +38,7 @@ def test_tsne_small_and_tiny_inputs(tmp_path: Path) -> None:
     emb = rng.normal(size=(40, 16)) + labels[:, None]
     out = tsne_png(emb, labels, [str(i) for i in range(10)], tmp_path / "tsne.png")
     assert is_png(out)
-    # Fewer points than t-SNE can embed still gives a picture rather than an error.
-    few = tsne_png(emb[:3], labels[:3], [str(i) for i in range(10)], tmp_path / "few.png")
+    # Fewer points than t-SNE can embed still gives a picture (saying so) rather than an error.
+    with pytest.warns(PlotWarning, match="only 3 point"):
+        few = tsne_png(emb[:3], labels[:3], [str(i) for i in range(10)], tmp_path / "few.png")
     assert is_png(few)

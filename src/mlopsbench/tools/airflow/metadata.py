@@ -1,22 +1,23 @@
-"""Read a DAG run back from Airflow's SQLite metadata DB, without importing Airflow.
+"""Read a DAG run back through Airflow's own models: run, task instances, ``return_value`` XComs.
 
-Importing Airflow in the harness process would read (and create) its configuration there; the
-runs we read live in per-run ``AIRFLOW_HOME`` folders, so plain ``sqlite3`` (read-only) is both
-cheaper and safer. Tables and columns used: ``dag_run`` (state, conf, dates), ``task_instance``
-(state, try_number, dates, duration) and ``xcom`` (JSON ``value``), as in Airflow 3.x.
+:func:`query_run` runs where Airflow is imported (the worker, right after ``dag.test()``) and
+returns plain JSON; :func:`read_run` is the harness's side: it starts the worker's ``readback``
+command in the run's isolated home, since importing Airflow here would read (and create) its
+configuration in the harness process. The alerts log the DAG callbacks append to is read here too.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlopsbench.errors import DataError
+from mlopsbench.errors import DataError, MlopsbenchError
+from mlopsbench.tools.airflow.common import airflow_env, run_worker
+from mlopsbench.tools.airflow.pipeline.dag_support import safe_name
+
+READBACK_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -41,6 +42,11 @@ class DagRunRecord:
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     xcom: dict[str, Any] = field(default_factory=dict)  # task_id -> return_value
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DagRunRecord:
+        tasks = {task_id: TaskRecord(**task) for task_id, task in values["tasks"].items()}
+        return cls(**{**values, "tasks": tasks})
+
     def task_states(self) -> dict[str, str | None]:
         return {task_id: task.state for task_id, task in self.tasks.items()}
 
@@ -49,91 +55,100 @@ class DagRunRecord:
         failed = [t for t in self.tasks.values() if t.state == "failed"]
         return [t.task_id for t in sorted(failed, key=lambda t: t.end or 0.0)]
 
-
-def connect(db_path: str | Path) -> sqlite3.Connection:
-    path = Path(db_path)
-    if not path.is_file():
-        raise DataError(f"Airflow metadata DB {path} does not exist")
-    return sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
+    def first_task_start(self) -> float | None:
+        starts = [t.start for t in self.tasks.values() if t.start is not None]
+        return min(starts) if starts else None
 
 
-def read_run(db_path: str | Path, dag_id: str, run_id: str) -> DagRunRecord:
-    """The run's state, conf, task instances and ``return_value`` XComs."""
-    try:
-        with closing(connect(db_path)) as db:
-            return _read_run(db, dag_id, run_id)
-    except sqlite3.Error as exc:
-        raise DataError(f"cannot read Airflow metadata DB {db_path}: {exc}") from None
+# ------------------------------------------------------------------------------------------
+# in the worker (Airflow imported, configured for the run's home)
+# ------------------------------------------------------------------------------------------
 
 
-def _read_run(db: sqlite3.Connection, dag_id: str, run_id: str) -> DagRunRecord:
-    row = db.execute(
-        "SELECT state, conf, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?",
-        (dag_id, run_id),
-    ).fetchone()
-    if row is None:
-        raise DataError(f"no run {run_id!r} of DAG {dag_id!r} in the Airflow metadata DB")
-    record = DagRunRecord(
-        dag_id=dag_id,
-        run_id=run_id,
-        state=row[0],
-        conf=_json(row[1]) or {},
-        start=_epoch(row[2]),
-        end=_epoch(row[3]),
-    )
-    for task_id, state, tries, max_tries, start, end, duration in db.execute(
-        "SELECT task_id, state, try_number, max_tries, start_date, end_date, duration "
-        "FROM task_instance WHERE dag_id = ? AND run_id = ? AND map_index = -1",
-        (dag_id, run_id),
-    ):
-        record.tasks[task_id] = TaskRecord(
-            task_id,
-            state,
-            int(tries or 0),
-            int(max_tries or 0),
-            _epoch(start),
-            _epoch(end),
-            duration,
+def query_run(dag_id: str, run_id: str) -> dict[str, Any]:
+    """The run's state, conf, (unmapped) task instances and ``return_value`` XComs, as JSON."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        found = DagRun.find(dag_id=dag_id, run_id=run_id, session=session)
+        if not found:
+            raise DataError(f"no run {run_id!r} of DAG {dag_id!r} in the Airflow metadata DB")
+        dag_run = found[0]
+        instances = DagRun.fetch_task_instances(dag_id=dag_id, run_id=run_id, session=session)
+        xcoms: Any = session.scalars(
+            XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value", map_indexes=-1)
         )
-    for task_id, value in db.execute(
-        "SELECT task_id, value FROM xcom WHERE dag_id = ? AND run_id = ? "
-        "AND key = 'return_value' AND map_index = -1",
-        (dag_id, run_id),
-    ):
-        record.xcom[task_id] = _json(value)
-    return record
+        return {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "state": _text(dag_run.state),
+            "conf": dict(dag_run.conf or {}),
+            "start": _epoch(dag_run.start_date),
+            "end": _epoch(dag_run.end_date),
+            "tasks": {ti.task_id: _task(ti) for ti in instances if ti.map_index == -1},
+            "xcom": {xcom.task_id: XComModel.deserialize_value(xcom) for xcom in xcoms},
+        }
 
 
-def latest_run_id(db_path: str | Path, dag_id: str) -> str | None:
+def _task(ti: Any) -> dict[str, Any]:
+    return {
+        "task_id": ti.task_id,
+        "state": _text(ti.state),
+        "try_number": int(ti.try_number or 0),
+        "max_tries": int(ti.max_tries or 0),
+        "start": _epoch(ti.start_date),
+        "end": _epoch(ti.end_date),
+        "duration": ti.duration,
+    }
+
+
+def _text(state: Any) -> str | None:
+    """An Airflow state enum (or None) as its plain value."""
+    return None if state is None else str(getattr(state, "value", state))
+
+
+def _epoch(moment: Any) -> float | None:
+    return None if moment is None else float(moment.timestamp())
+
+
+# ------------------------------------------------------------------------------------------
+# in the harness (no Airflow import)
+# ------------------------------------------------------------------------------------------
+
+
+def read_run(home: str | Path, dag_id: str, run_id: str) -> DagRunRecord:
+    """Read one run of the isolated Airflow installation in ``home`` (a worker process)."""
+    home = Path(home)
+    if not (home / "airflow.db").is_file():
+        raise DataError(f"Airflow metadata DB {home / 'airflow.db'} does not exist")
+    folder = home / "readback"
+    folder.mkdir(exist_ok=True)
+    name = safe_name(f"{dag_id}-{run_id}")
+    payload = run_worker(
+        ["readback", "--dag-id", dag_id, "--run-id", run_id],
+        airflow_env(home),
+        result_path=folder / f"{name}.json",
+        log_path=folder / f"{name}.log",
+        timeout_s=READBACK_TIMEOUT_S,
+    )
     try:
-        with closing(connect(db_path)) as db:
-            row = db.execute(
-                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-            ).fetchone()
-    except sqlite3.Error:
-        return None
-    return row[0] if row else None
+        return DagRunRecord.from_dict(payload["record"])
+    except (KeyError, TypeError) as exc:
+        raise MlopsbenchError(f"unexpected read-back of {dag_id}/{run_id}: {exc}") from None
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        value = value.decode()
-    if isinstance(value, str):
+def read_alerts(path: str | Path) -> list[dict[str, Any]]:
+    """Every record in an alerts log (missing file -> empty; broken lines are skipped)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
         try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _epoch(value: Any) -> float | None:
-    """Airflow stores naive UTC timestamps (``2026-01-01 10:00:00.123456``)."""
-    if not value:
-        return None
-    text = str(value).replace("T", " ")
-    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return datetime.strptime(text[:26], fmt).replace(tzinfo=UTC).timestamp()
+            records.append(json.loads(line))
         except ValueError:
             continue
-    return None
+    return records

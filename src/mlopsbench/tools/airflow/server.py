@@ -1,12 +1,19 @@
 """A local Airflow 3 deployment on 127.0.0.1: api-server, scheduler and dag-processor.
 
-Three processes in one process group (stopped together), LocalExecutor on SQLite, the simple
-auth manager with a generated admin password, the project's DAGs folder. Not ``airflow
-standalone``: it opens log-server ports 8793/8794 on all interfaces; here the scheduler runs with
-``--skip-serve-logs`` and nothing but the API listens, on 127.0.0.1.
+Three processes, each leading its own process group (so a stop takes every task process it
+forked too), LocalExecutor on SQLite, the simple auth manager with a generated admin password,
+the project's DAGs folder. Not ``airflow standalone``: it opens log-server ports 8793/8794 on all
+interfaces; here the scheduler runs with ``--skip-serve-logs`` and nothing but the API listens,
+on 127.0.0.1.
 
 ``start`` / ``wait_ready`` / ``stop`` (or the ``running`` context manager) are what the CLI and
 the tests use; ``ApiClient`` talks to the REST API v2 with a JWT from ``/auth/token``.
+
+From ``start`` until ``stop``, SIGTERM and SIGHUP raise ``SystemExit`` in the main thread (like
+Ctrl-C raises KeyboardInterrupt), so the caller's ``finally: stop(server)`` runs and every
+process group goes: ``kill <pid>`` or a closed terminal leaves no api-server, scheduler,
+dag-processor or task process holding the port. A SIGHUP ignored at start (``nohup``) stays
+ignored, and ``stop`` itself is not interrupted by them.
 """
 
 from __future__ import annotations
@@ -16,17 +23,27 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlopsbench.errors import ConfigError, ServerError
-from mlopsbench.tools.airflow.common import DAG_IDS, DAGS_FOLDER, airflow_env, last_log_line
+from mlopsbench.support.logs import log_reason
+from mlopsbench.support.net import check_free, wait_until
+from mlopsbench.support.processes import (
+    ManagedProcess,
+    group_gone,
+    signal_group,
+    signals_ignored,
+    spawn,
+    stop_group,
+    stop_on_signals,
+)
+from mlopsbench.tools.airflow.common import DAGS_FOLDER, airflow_env, all_dag_ids
 
 HOST = "127.0.0.1"
 USERNAME = "admin"
@@ -36,6 +53,7 @@ COMPONENTS = {
     "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
 }
+API_SERVER = "api-server"
 FINISHED = ("success", "failed")
 
 
@@ -60,14 +78,20 @@ class ServerSettings:
 class AirflowServer:
     settings: ServerSettings
     password: str
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    components: dict[str, ManagedProcess] = field(default_factory=dict)
     log_dir: Path = Path()
     migrate_s: float = 0.0
     started_at: float = 0.0  # perf_counter() when the processes were launched
+    # SIGTERM/SIGHUP -> SystemExit from start() on; stop() closes it, restoring the handlers.
+    signals: ExitStack = field(default_factory=ExitStack, repr=False)
 
     @property
     def url(self) -> str:
         return self.settings.url
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        return {name: component.process for name, component in self.components.items()}
 
     def client(self, timeout_s: float = 30.0) -> ApiClient:
         return ApiClient(self.url, USERNAME, self.password, timeout_s)
@@ -142,16 +166,6 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
     )
 
 
-def check_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            raise ServerError(
-                f"port {port} on {HOST} is already in use; pick another with --port"
-            ) from None
-
-
 def migrate(settings: ServerSettings, env: Mapping[str, str], timeout_s: float = 300.0) -> float:
     """``airflow db migrate`` (idempotent); returns the seconds it took."""
     log_path = settings.home.resolve() / "logs" / "server" / "db-migrate.log"
@@ -169,66 +183,60 @@ def migrate(settings: ServerSettings, env: Mapping[str, str], timeout_s: float =
                 f"`airflow db migrate` took over {timeout_s:.0f} s ({log_path})"
             ) from None
     if done.returncode != 0:
-        raise ServerError(f"`airflow db migrate` failed: {last_log_line(log_path)} ({log_path})")
+        reason = log_reason(log_path) or "no output"
+        raise ServerError(f"`airflow db migrate` failed: {reason} ({log_path})")
     return time.perf_counter() - t0
 
 
 def start(settings: ServerSettings) -> AirflowServer:
-    """Migrate the DB, then launch the three components in one new process group."""
-    check_port_free(settings.port)
+    """Migrate the DB, then launch the three components, each in a new process group.
+
+    From here until ``stop``, SIGTERM and SIGHUP raise SystemExit (see the module docstring);
+    if anything fails or is interrupted on the way, what was launched is stopped again.
+    """
+    check_free(settings.port)
     password = prepare_home(settings)
     env = server_env(settings)
     server = AirflowServer(settings, password, log_dir=settings.home.resolve() / "logs" / "server")
-    server.migrate_s = migrate(settings, env)
-    server.started_at = time.perf_counter()
-    airflow = airflow_executable()
-    group: int | None = None
+    server.signals.enter_context(stop_on_signals())
     try:
+        server.migrate_s = migrate(settings, env)
+        server.started_at = time.perf_counter()
+        airflow = airflow_executable()
         for name, args in COMPONENTS.items():
             command = [airflow, *(a.format(port=settings.port) for a in args)]
-            server.processes[name] = _launch(name, command, env, server.log_dir, group)
-            group = group or server.processes[name].pid
+            log_path = server.log_dir / f"{name}.log"
+            server.components[name] = spawn(name, command, settings.url, log_path, env)
     except OSError as exc:
         stop(server)
         raise ServerError(f"cannot start Airflow: {exc}") from None
+    except BaseException:  # SIGTERM/SIGHUP (SystemExit), Ctrl-C, a failed migration
+        stop(server)
+        raise
     return server
 
 
-def _launch(
-    name: str, command: list[str], env: Mapping[str, str], log_dir: Path, group: int | None
-) -> subprocess.Popen[bytes]:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{name}.log", "ab") as log_file:
-        # The first process leads a new process group (process_group=0) and the others join it,
-        # so one signal stops all three and every task process the executor forked; being outside
-        # the terminal's foreground group, they also don't get Ctrl-C before we stop them cleanly.
-        return subprocess.Popen(
-            command, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, process_group=0 if group is None else group,
-        )  # fmt: skip
-
-
 def wait_ready(
-    server: AirflowServer,
-    timeout_s: float = 240.0,
-    dag_ids: Iterable[str] = tuple(DAG_IDS.values()),
+    server: AirflowServer, timeout_s: float = 240.0, dag_ids: Iterable[str] | None = None
 ) -> float:
     """Block until the API, scheduler and dag-processor are healthy and our DAGs are parsed.
 
     Returns the seconds since launch; ServerError when a component exits or time runs out.
     """
-    deadline = time.monotonic() + timeout_s
     client = server.client(timeout_s=5.0)
-    pending = list(dag_ids)
-    while True:
-        _check_alive(server)
-        if _healthy(client) and _dags_parsed(client, pending):
-            return time.perf_counter() - server.started_at
-        if time.monotonic() > deadline:
-            raise ServerError(
-                f"Airflow at {server.url} not ready after {timeout_s:.0f} s (logs: {server.log_dir})"
-            )
-        time.sleep(1.0)
+    pending = list(all_dag_ids() if dag_ids is None else dag_ids)
+    ready = wait_until(
+        lambda: _healthy(client) and _dags_parsed(client, pending),
+        timeout_s,
+        alive=lambda: all(component.alive() for component in server.components.values()),
+        poll_s=1.0,
+    )
+    if ready:
+        return time.perf_counter() - server.started_at
+    _check_alive(server)
+    raise ServerError(
+        f"Airflow at {server.url} not ready after {timeout_s:.0f} s (logs: {server.log_dir})"
+    )
 
 
 def _healthy(client: ApiClient) -> bool:
@@ -251,11 +259,11 @@ def _dags_parsed(client: ApiClient, pending: list[str]) -> bool:
 
 
 def _check_alive(server: AirflowServer) -> None:
-    for name, process in server.processes.items():
-        code = process.poll()
-        if code is not None:
-            log_path = server.log_dir / f"{name}.log"
-            raise ServerError(f"airflow {name} exited with code {code}: {last_log_line(log_path)}")
+    """ServerError naming the first component that exited, with the telling line of its log."""
+    for name, component in server.components.items():
+        if not component.alive():
+            code = component.process.returncode
+            raise ServerError(f"airflow {name} exited with code {code}: {component.log_reason()}")
 
 
 def wait_until_exit(server: AirflowServer, poll_s: float = 1.0) -> None:
@@ -266,39 +274,30 @@ def wait_until_exit(server: AirflowServer, poll_s: float = 1.0) -> None:
 
 
 def stop(server: AirflowServer, timeout_s: float = 30.0) -> None:
-    """Stop cleanly: scheduler and dag-processor first, then the API server, then the group.
+    """Stop cleanly: scheduler and dag-processor first, then the API server, then stragglers.
 
     The API server's graceful shutdown waits for its clients' keep-alive connections, so it
-    goes last; whatever is still alive after ``timeout_s`` (a stuck task) is SIGKILLed.
+    goes last; whatever is still alive after ``timeout_s`` (a stuck task) is SIGKILLed. Then
+    the signal handlers ``start`` installed are restored.
     """
-    if not server.processes:
-        return
-    group = next(iter(server.processes.values())).pid
+    with signals_ignored():
+        _stop_components(server, timeout_s)
+    server.signals.close()
+
+
+def _stop_components(server: AirflowServer, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    clients = [p for name, p in server.processes.items() if name != "api-server"]
-    api = [p for name, p in server.processes.items() if name == "api-server"]
+    components = server.components.values()
+    clients = [c for c in components if c.name != API_SERVER]
+    api = [c for c in components if c.name == API_SERVER]
     for batch in (clients, api):
-        for process in batch:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in batch:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                continue
-    _signal_group(group, signal.SIGKILL)  # stragglers (task processes) of the same group
-    for process in server.processes.values():
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _signal_group(group: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(group, sig)
-    except (ProcessLookupError, PermissionError):
-        return
+        for component in batch:
+            signal_group(component.process.pid, signal.SIGTERM)
+        for component in batch:
+            wait_s = max(deadline - time.monotonic(), 0.1)
+            group_gone(component.process.pid, wait_s, leader=component.process)
+    for component in components:  # SIGKILL what is left of each group (a stuck task process)
+        stop_group(component.process.pid, leader=component.process, timeout_s=0.0)
 
 
 @contextmanager

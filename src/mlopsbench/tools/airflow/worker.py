@@ -1,12 +1,14 @@
 """The child process that imports Airflow: ``python -m mlopsbench.tools.airflow.worker``.
 
-Airflow reads its configuration (home, DB, DAGs folder) once, when it is imported, so the runner
-prepares the environment and starts this module with it. Two commands:
+Airflow reads its configuration (home, DB, DAGs folder) once, when it is imported, so the adapter
+prepares the environment and starts this module with it. Three commands:
 
 * ``run``: [migrate the DB,] parse the DAGs folder, validate the conf against the DAG's params,
-  ``dag.test(run_conf=...)``; writes a small JSON summary (run id, state, seconds per phase).
+  ``dag.test(run_conf=...)``, then read the run back through Airflow's models; writes the run
+  id, state, seconds per phase and the record (task instances, XComs).
+* ``readback``: the record of an earlier run (what ``evidence`` checks).
 * ``inspect``: parse the DAGs folder and describe every DAG (tasks, edges, params, schedule,
-  retries) plus import errors and which heavy modules parsing pulled in.
+  retries) plus the files parsed, import errors and which heavy modules parsing pulled in.
 
 Both write their JSON to ``--result`` atomically; user errors are reported there (``error``,
 ``error_type``) with exit code 2, so the parent can raise the right one-line error.
@@ -23,6 +25,8 @@ from typing import Any
 
 from mlopsbench.errors import ConfigError, DataError, MlopsbenchError
 from mlopsbench.result import write_json_atomic
+from mlopsbench.support.logs import last_line
+from mlopsbench.tools.airflow import metadata
 
 HEAVY_MODULES = ("torch", "mlflow", "transformers", "sklearn", "matplotlib")
 
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             result.update(run_dag(args.dag_id, _read_conf(args.conf), migrate=args.migrate))
+        elif args.command == "readback":
+            result["record"] = metadata.query_run(args.dag_id, args.run_id)
         else:
             result.update(inspect_dags())
         code = 0
@@ -59,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--conf", required=True, help="JSON file with the run conf")
     run.add_argument("--migrate", action="store_true", help="run `airflow db migrate` first")
     run.add_argument("--result", required=True, type=Path)
+    readback = sub.add_parser("readback", help="the record of one DAG run, as JSON")
+    readback.add_argument("--dag-id", required=True)
+    readback.add_argument("--run-id", required=True)
+    readback.add_argument("--result", required=True, type=Path)
     inspect = sub.add_parser("inspect", help="parse the DAGs folder and describe the DAGs")
     inspect.add_argument("--result", required=True, type=Path)
     return parser
@@ -102,13 +112,17 @@ def run_dag(dag_id: str, conf: dict[str, Any], migrate: bool) -> dict[str, Any]:
     test_started_at = time.time()
     dag_run = dag.test(run_conf=conf)
     timings["dag_test"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    record = metadata.query_run(dag_id, dag_run.run_id)
+    timings["readback"] = time.perf_counter() - t0
     return {
         "dag_id": dag_id,
         "run_id": dag_run.run_id,
-        "state": str(getattr(dag_run.state, "value", dag_run.state)),
+        "state": record["state"],
         "dag_test_started_at": test_started_at,
         "timings": timings,
         "airflow_version": airflow.__version__,
+        "record": record,
     }
 
 
@@ -120,9 +134,8 @@ def _dag_bag() -> Any:
     bag = DagBag(dag_folder=folder)
     if bag.import_errors:
         path, error = next(iter(bag.import_errors.items()))
-        last = [line for line in str(error).strip().splitlines() if line.strip()][-1:]
         raise DagImportError(
-            f"DAG file {path} failed to import: {last[0].strip() if last else 'unknown error'}"
+            f"DAG file {path} failed to import: {last_line(error) or 'unknown error'}"
         )
     return bag
 
@@ -141,7 +154,7 @@ def validate_conf(dag: Any, conf: dict[str, Any]) -> None:
     Airflow itself accepts unknown conf keys silently; a typo (``epoch``) would only surface as a
     failed first task, so it is caught here.
     """
-    from airflow.sdk import ParamsDict  # type: ignore[attr-defined]  (lazy export)
+    from airflow.sdk import ParamsDict  # type: ignore[attr-defined]  # a lazy export
     from airflow.sdk.exceptions import ParamValidationError
 
     problems = []
@@ -188,6 +201,7 @@ def inspect_dags() -> dict[str, Any]:
     return {
         "dags_folder": conf.get("core", "dags_folder"),
         "parse_seconds": seconds,
+        "parsed_files": sorted(Path(stat.file).name for stat in bag.dagbag_stats),
         "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
         "heavy_modules_loaded": [m for m in HEAVY_MODULES if m in sys.modules],
         "dags": {dag_id: describe_dag(bag.dags[dag_id]) for dag_id in sorted(bag.dags)},

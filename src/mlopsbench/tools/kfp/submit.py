@@ -14,23 +14,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlopsbench.errors import ConfigError, ServerError
-from mlopsbench.tools.kfp.params import KfpSettings, check_usecase
-from mlopsbench.tools.kfp.pipelines import PIPELINE_NAMES, compile_pipeline
+from mlopsbench.tools.kfp.build import KfpSettings, compile_pipeline
+from mlopsbench.usecases.registry import get_usecase
 
 HEALTHZ = "/apis/v2beta1/healthz"
-
-
-def build_config(usecase: str, **overrides: Any) -> Any:
-    """The use case's config from CLI flags; ``None`` keeps the config's default. Validation
-    (bad parameters) happens here, before anything is compiled or sent."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if check_usecase(usecase) == "digits":
-        from mlopsbench.usecases.digits.config import DigitsConfig
-
-        return DigitsConfig.from_dict(given)
-    from mlopsbench.usecases.sentiment.config import SentimentConfig
-
-    return SentimentConfig.from_dict(given)
 
 
 def check_host(host: str, timeout_s: float = 3.0) -> str:
@@ -39,7 +26,7 @@ def check_host(host: str, timeout_s: float = 3.0) -> str:
     Anything else would send ``kfp.Client`` into its 25 s retry loop. Clusters behind a login
     (multi-user Kubeflow) answer with a redirect: reach them through a port-forward instead.
     """
-    import requests
+    from mlopsbench.support.net import check_health
 
     parsed = urlparse(host)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -47,16 +34,14 @@ def check_host(host: str, timeout_s: float = 3.0) -> str:
             f"KFP host must be an http(s) URL like http://127.0.0.1:8080, got {host!r}"
         )
     host = host.rstrip("/")
-    try:
-        response = requests.get(host + HEALTHZ, timeout=timeout_s, allow_redirects=False)
-    except requests.RequestException as exc:
-        reason = type(exc).__name__.replace("Error", " error").strip().lower()
-        raise ServerError(f"KFP host {host} is unreachable ({reason})") from None
-    if response.status_code != 200:
-        raise ServerError(
-            f"KFP host {host} answered HTTP {response.status_code} on {HEALTHZ}: not a KFP API "
-            "endpoint, or it needs a login (use kubectl port-forward to the ml-pipeline service)"
-        )
+    check_health(
+        host,
+        HEALTHZ,
+        f"KFP host {host}",
+        timeout_s,
+        hint="not a KFP API endpoint, or it needs a login "
+        "(use kubectl port-forward to the ml-pipeline service)",
+    )
     return host
 
 
@@ -72,23 +57,31 @@ def submit(
     timeout_s: float = 3.0,
 ) -> dict[str, str]:
     """Upload-and-run: compile (unless ``package`` is given), then create a run in ``experiment``."""
-    check_usecase(usecase)
+    usecase = get_usecase(usecase).name
     host = check_host(host, timeout_s)
     with tempfile.TemporaryDirectory(prefix="mlopsbench-kfp-") as tmp:
         if package is None:
             package = compile_pipeline(usecase, settings, Path(tmp) / f"{usecase}_pipeline.yaml")
         elif not Path(package).is_file():
             raise ConfigError(f"compiled pipeline not found: {package}")
-        return _create_run(host, str(package), usecase, arguments, experiment, run_name)
+        return _create_run(host, str(package), arguments, experiment, run_name)
+
+
+def _pipeline_name(package: str) -> str:
+    """The name the compiled pipeline carries (``pipelineInfo.name``), for the run's name;
+    the file's name when it cannot be read (KFP itself judges the package)."""
+    import yaml
+
+    try:
+        with open(package, encoding="utf-8") as fh:
+            spec: Any = next(iter(yaml.safe_load_all(fh)), None)
+        return str(spec["pipelineInfo"]["name"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return Path(package).stem
 
 
 def _create_run(
-    host: str,
-    package: str,
-    usecase: str,
-    arguments: dict[str, Any],
-    experiment: str,
-    run_name: str | None,
+    host: str, package: str, arguments: dict[str, Any], experiment: str, run_name: str | None
 ) -> dict[str, str]:
     import kfp
     from kfp_server_api.exceptions import ApiException
@@ -101,7 +94,7 @@ def _create_run(
             result = client.create_run_from_pipeline_package(
                 package,
                 arguments=arguments,
-                run_name=run_name or f"{PIPELINE_NAMES[usecase]}",
+                run_name=run_name or _pipeline_name(package),
                 experiment_name=experiment,
             )
     except ApiException as exc:

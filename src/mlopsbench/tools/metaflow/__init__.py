@@ -1,5 +1,29 @@
-"""Metaflow flows for both use cases (``digits_flow.py``, ``sentiment_flow.py``) and their runner.
+"""Metaflow: a ``FlowSpec`` per use case, run with the Runner API, with cards.
 
-Nothing is imported here: the harness imports ``runner`` lazily through the registry, and
-Metaflow imports the flow files itself.
+``pipeline/`` holds what a Metaflow user writes: the flows and their small helpers. The rest
+is the harness's adapter: ``adapter`` (record, evidence), ``launch`` (flow lookup, parameters,
+Runner, card export) and ``readback`` (Client API). Nothing heavy is imported here.
 """
+
+from mlopsbench.toolkit.spec import Tool
+
+TOOL = Tool(
+    name="metaflow",
+    title="Metaflow",
+    description="Metaflow FlowSpec run through the Runner API, with cards",
+    package=__name__,
+    distributions=("metaflow",),
+    api_packages=("metaflow",),
+    colour="#ff7043",
+    ui="Metaflow UI (or cards)",
+    services=(
+        "metadata service",
+        "UI backend service",
+        "UI frontend",
+        "PostgreSQL",
+        "S3-compatible datastore",
+    ),
+    services_note="Cards can be exported to HTML without any service (`card get`); the local "
+    "`card server` binds all interfaces, so it is not started here. The paper could not deploy "
+    "the UI (Section 4.1).",
+)

@@ -115,7 +115,7 @@ def load_digits_data(cfg: DigitsDataConfig) -> DigitsData:
         "idx": _load_idx,
         "npz": lambda c: _load_npz(Path(c.path or "")),
     }
-    data = loaders[cfg.source](cfg)
+    data = loaders[str(cfg.source)](cfg)  # never None: the config resolves it
     if cfg.limit_train is not None and cfg.limit_train < data.train_labels.shape[0]:
         data = _stratified_limit(data, cfg.limit_train, cfg.split_seed)
     return data
@@ -352,17 +352,21 @@ def _load_npz(path: Path) -> DigitsData:
         raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled arrays), OSError...
         raise DataError(f"corrupt npz file {path}: {_one_line(exc)}") from None
+    origin = f"npz file {path}"
     return DigitsData(
-        as_uint8_images(arrays["x_train"], "train"),
-        _as_int_labels(arrays["y_train"], "train"),
-        as_uint8_images(arrays["x_test"], "test"),
-        _as_int_labels(arrays["y_test"], "test"),
+        as_uint8_images(arrays["x_train"], "train", origin),
+        _as_int_labels(arrays["y_train"], "train", origin),
+        as_uint8_images(arrays["x_test"], "test", origin),
+        _as_int_labels(arrays["y_test"], "test", origin),
         source=source,
     )
 
 
-def as_uint8_images(images: np.ndarray, split: str) -> np.ndarray:
-    """Accept uint8, or numbers in 0..255 (rounded); refuse floats in [0, 1] (wrong scale)."""
+def as_uint8_images(images: np.ndarray, split: str, origin: str | None = None) -> np.ndarray:
+    """Accept uint8, or numbers in 0..255 (rounded); refuse floats in [0, 1] (wrong scale).
+
+    ``origin`` (e.g. "npz file data.npz") prefixes the error so users know which file to fix.
+    """
     if images.dtype == np.uint8:
         return images
     if not np.issubdtype(images.dtype, np.number) or np.issubdtype(
@@ -371,6 +375,7 @@ def as_uint8_images(images: np.ndarray, split: str) -> np.ndarray:
         raise DataError(f"{split} images must be uint8 0..255, got {images.dtype}")
     if images.size == 0:
         return images.astype(np.uint8)
+    _check_finite(images, f"{split} images", origin)  # NaN defeats the min/max range check
     lo, hi = float(images.min()), float(images.max())
     if np.issubdtype(images.dtype, np.floating) and hi <= 1.0:
         raise DataError(f"{split} images must be uint8 0..255, not floats in [0, 1]")
@@ -379,9 +384,22 @@ def as_uint8_images(images: np.ndarray, split: str) -> np.ndarray:
     return np.asarray(np.rint(images), dtype=np.uint8)
 
 
-def _as_int_labels(labels: np.ndarray, split: str) -> np.ndarray:
+def _check_finite(values: np.ndarray, what: str, origin: str | None) -> None:
+    """One-line DataError counting NaN/inf values (integer arrays are always finite)."""
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+    if bad:
+        where = f"{origin}: " if origin else ""
+        raise DataError(
+            f"{where}{what} contain {bad} non-finite value(s) (NaN or inf) of {values.size}"
+        )
+
+
+def _as_int_labels(labels: np.ndarray, split: str, origin: str | None = None) -> np.ndarray:
     if np.issubdtype(labels.dtype, np.integer):
         return labels.astype(np.int64, copy=False)
+    _check_finite(labels, f"{split} labels", origin)
     if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
         return labels.astype(np.int64)
     raise DataError(f"{split} labels must be integer digits 0..9, got {labels.dtype}")

@@ -13,9 +13,8 @@ from typing import Any
 
 from mlopsbench.result import write_json_atomic
 from mlopsbench.usecases.common.gate import check_gate
-from mlopsbench.usecases.common.plots import (
-    EMBEDDINGS_FILE,
-)
+from mlopsbench.usecases.common.plots import EMBEDDINGS_FILE
+from mlopsbench.usecases.common.usecase import TestInputs, timed_stage
 from mlopsbench.usecases.digits.config import DigitsConfig
 
 DATA_FILE = "data.npz"
@@ -25,6 +24,19 @@ METRICS_FILE = "metrics.json"
 EVALUATION_FILE = "evaluation.json"
 
 
+def check_inputs(cfg: DigitsConfig) -> None:
+    """Fail with one line when a local input is missing, before any run folder or step exists.
+
+    Cheap checks only (the loaders validate the contents): the data path must exist.
+    """
+    from mlopsbench.errors import DataError
+
+    path = cfg.data.path
+    if path and not Path(path).expanduser().exists():
+        raise DataError(f"{cfg.data.source} data not found: {path}")
+
+
+@timed_stage
 def prepare_data(cfg: DigitsConfig, out_dir: str | Path) -> dict[str, Any]:
     """Load the configured source and write it as ``data.npz``; return path + lineage."""
     from mlopsbench.usecases.digits.data import load_digits_data
@@ -34,6 +46,7 @@ def prepare_data(cfg: DigitsConfig, out_dir: str | Path) -> dict[str, Any]:
     return {"data_path": str(path), **data.summary()}
 
 
+@timed_stage
 def train_model(
     cfg: DigitsConfig, data_path: str | Path, out_dir: str | Path, show_progress: bool = False
 ) -> dict[str, Any]:
@@ -49,6 +62,7 @@ def train_model(
     write_json_atomic(out_dir / HISTORY_FILE, history)
     return {
         "model_dir": str(model_dir),
+        "model_name": cfg.model,
         "history_path": str(out_dir / HISTORY_FILE),
         "history": history,
         "train_seconds": result.seconds,
@@ -57,6 +71,7 @@ def train_model(
     }
 
 
+@timed_stage
 def evaluate_model(
     cfg: DigitsConfig,
     data_path: str | Path,
@@ -95,6 +110,21 @@ def evaluate_model(
         "confusion": evaluation.report.confusion,
         "artifacts": artifacts,
     }
+
+
+# The use cases' uniform name for the model-building stage (digits: training).
+build_model = train_model
+
+
+def test_inputs(data_path: str | Path) -> TestInputs:
+    """The test split as the served model sees it: uint8 images (N, 28, 28) + true digits."""
+    import numpy as np
+
+    from mlopsbench.usecases.digits.data import DigitsData
+    from mlopsbench.usecases.digits.evaluate import DIGIT_LABELS
+
+    data = DigitsData.load(data_path)
+    return TestInputs(data.test_images, data.test_labels.astype(np.int64), list(DIGIT_LABELS))
 
 
 def make_plots(

@@ -7,6 +7,7 @@ model is not available (offline, not cached) the error says exactly how to provi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -34,7 +35,10 @@ def check_model_dir(path: Path) -> Path:
     if not path.is_dir():
         raise DataError(f"model folder not found: {path}")
     missing = []
-    if not (path / "config.json").is_file():
+    if (path / "config.json").is_file():
+        # Checked first, so a broken config is named even when other files are missing too.
+        check_model_config(path / "config.json")
+    else:
         missing.append("config.json")
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         missing.append("weights (model.safetensors or pytorch_model.bin)")
@@ -43,6 +47,50 @@ def check_model_dir(path: Path) -> Path:
     if missing:
         raise DataError(f"{path} is not a usable checkpoint: missing {', '.join(missing)}")
     return path
+
+
+def check_model_config(config_path: Path) -> dict[str, Any]:
+    """The checkpoint's config.json as a dict with a ``model_type``, or a one-line DataError.
+
+    transformers reads the file itself, but a valid JSON file that is not an object (a list, a
+    string) makes it fail with a TypeError deep inside, not with a message about the file.
+    """
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"model config not found: {config_path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = f"{type(exc).__name__}: {_one_line(exc)}"
+        raise DataError(f"cannot read model config {config_path}: {reason}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"model config {config_path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        kind = type(config).__name__
+        raise DataError(f"model config {config_path} must be a JSON object, got a JSON {kind}")
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or not model_type.strip():
+        raise DataError(
+            f"model config {config_path} lacks a 'model_type' string (e.g. \"distilbert\")"
+        )
+    return config
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message's first line, plus the next one when the first only introduces it
+    ("Validation error for field 'dim':")."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
+def _config_errors() -> type[Exception]:
+    """huggingface_hub's error for a config field of the wrong type (not a TypeError)."""
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:  # older huggingface_hub: such configs raise TypeError instead
+        return TypeError
+    return StrictDataclassError
 
 
 def offline_hint(model_name: str) -> str:
@@ -81,9 +129,10 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
-    except (OSError, ValueError, KeyError, SafetensorError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot load the checkpoint in {path}: {reason}") from None
+    # TypeError / StrictDataclassError: a config value of the wrong type (e.g. "num_labels":
+    # "two") fails in the config class's constructor; the checkpoint's fault, not a bug here.
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError, _config_errors()) as exc:
+        raise DataError(f"cannot load the checkpoint in {path}: {_one_line(exc)}") from None
     if int(model.config.num_labels) != 2:
         raise ConfigError(
             f"{path}: the model has {model.config.num_labels} labels; sentiment needs 2"

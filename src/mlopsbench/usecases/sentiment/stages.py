@@ -15,9 +15,8 @@ from typing import Any
 
 from mlopsbench.result import write_json_atomic
 from mlopsbench.usecases.common.gate import check_gate
-from mlopsbench.usecases.common.plots import (
-    EMBEDDINGS_FILE,
-)
+from mlopsbench.usecases.common.plots import EMBEDDINGS_FILE
+from mlopsbench.usecases.common.usecase import TestInputs, timed_stage
 from mlopsbench.usecases.sentiment.config import LABELS, SentimentConfig
 
 DATA_FILE = "reviews.jsonl"
@@ -29,6 +28,20 @@ EVALUATION_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 
 
+def check_inputs(cfg: SentimentConfig) -> None:
+    """Fail with one line when a local input is missing or broken, before any run folder or
+    step exists: the reviews path must exist, a local checkpoint must be usable."""
+    from mlopsbench.errors import DataError
+    from mlopsbench.usecases.sentiment.model import check_model_dir
+
+    if cfg.data_path and not Path(cfg.data_path).expanduser().exists():
+        what = "data file" if cfg.data_source == "file" else f"{cfg.data_source} folder"
+        raise DataError(f"{what} not found: {cfg.data_path}")
+    if cfg.model_path:
+        check_model_dir(Path(cfg.model_path).expanduser())
+
+
+@timed_stage
 def prepare_data(cfg: SentimentConfig, out_dir: str | Path) -> dict[str, Any]:
     """Draw the stratified test sample and write it as ``reviews.jsonl``; return path + lineage."""
     from mlopsbench.usecases.sentiment.data import load_test_reviews
@@ -38,6 +51,7 @@ def prepare_data(cfg: SentimentConfig, out_dir: str | Path) -> dict[str, Any]:
     return {"data_path": str(path), **reviews.summary("test")}
 
 
+@timed_stage
 def prepare_model(
     cfg: SentimentConfig, out_dir: str | Path, show_progress: bool = False
 ) -> dict[str, Any]:
@@ -109,6 +123,7 @@ def _train_model(cfg: SentimentConfig, out_dir: Path, show_progress: bool) -> di
     }
 
 
+@timed_stage
 def evaluate_model(
     cfg: SentimentConfig,
     data_path: str | Path,
@@ -181,6 +196,27 @@ def evaluate_model(
         "artifacts": artifacts,
         "inference": inference,
     }
+
+
+def build_model(
+    cfg: SentimentConfig, data_path: str | Path, out_dir: str | Path, show_progress: bool = False
+) -> dict[str, Any]:
+    """The use cases' uniform model stage: :func:`prepare_model` (the test sample in
+    ``data_path`` is never trained on; training draws its own sample)."""
+    return prepare_model(cfg, out_dir, show_progress=show_progress)
+
+
+def test_inputs(data_path: str | Path) -> TestInputs:
+    """The test sample as the served model sees it: a ``text`` column + true labels."""
+    import numpy as np
+    import pandas as pd
+
+    from mlopsbench.usecases.sentiment.data import Reviews
+
+    reviews = Reviews.load(data_path)
+    return TestInputs(
+        pd.DataFrame({"text": list(reviews.texts)}), reviews.labels.astype(np.int64), list(LABELS)
+    )
 
 
 def make_plots(

@@ -1,1 +1,0 @@
-"""Pipeline definition files only: the orchestrator executes every module it finds here."""

@@ -1,0 +1,1 @@
+"""The pipeline without an MLOps tool: what every tool's pipeline is compared against."""
