@@ -53,7 +53,7 @@ def test_missing_data_leaves_nothing(tmp_path: Path, no_worker: None, source: st
 def test_missing_sentiment_data_leaves_nothing(tmp_path: Path, no_worker: None) -> None:
     cfg = SentimentConfig(source="file", data_path=str(tmp_path / "reviews.csv"))
     out = tmp_path / "run"
-    with pytest.raises(DataError, match=r"reviews not found: .*reviews\.csv"):
+    with pytest.raises(DataError, match=r"data file not found: .*reviews\.csv"):
         adapter.run(_request(out, cfg, usecase="sentiment"))
     assert list(out.iterdir()) == []
 
