@@ -35,6 +35,28 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 tempfile.tempdir = None  # re-read TMPDIR
 
 
+def _tools_not_here() -> list[str]:
+    """Declared tools this interpreter cannot import: each one's tests run in its own
+    environment (``python scripts/run_tests.py`` does that), not here."""
+    from mlopsbench.toolkit.envs import importable_here
+    from mlopsbench.toolkit.registry import tools
+
+    return [name for name in tools() if name != "plain" and not importable_here(name)]
+
+
+ELSEWHERE = _tools_not_here()
+collect_ignore_glob = [f"tools/{name}/*" for name in ELSEWHERE]
+
+
+def pytest_report_header() -> str:
+    if not ELSEWHERE:
+        return "tool suites: all run in this interpreter"
+    return (
+        f"tool suites not run by this interpreter (each runs in its own environment: "
+        f"python scripts/run_tests.py): {', '.join(ELSEWHERE)}"
+    )
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Path:
     """The session's private folder (HOME, TMPDIR and tool homes live under it)."""

@@ -160,9 +160,9 @@ def test_worker_records_a_failure_as_a_result(tmp_path: Path) -> None:
 def test_missing_tool_becomes_a_failure_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlopsbench.toolkit.registry as registry
+    from mlopsbench.toolkit import envs
 
-    monkeypatch.setattr(registry, "is_available", lambda name: name != "kfp")
+    monkeypatch.setenv(envs.ENVS_ENV, str(tmp_path / "no-environments-here"))
     cfg = _cfg(tmp_path, tools=("kfp",), models=("simple",), repeats=1)
     row = cmp.run_row(cmp.plan_runs(cfg)[0], cfg, tmp_path)
     assert row["status"] == "missing" and row["measure"] is None
@@ -266,7 +266,9 @@ def test_compare_plain_end_to_end(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     rows = read_rows(out / "results.jsonl")
-    assert [r["kind"] for r in rows] == ["meta", "run", "end"]
+    # plain runs in the core environment: the only install row is the shared core's
+    assert [r["kind"] for r in rows] == ["meta", "run", "install", "end"]
+    assert rows[2]["tool"] == "core (shared)" and rows[2]["disk_mb"] > 100
     run = rows[1]
     assert run["status"] in ("ok", "gate_failed"), run["error"]
     assert 0.5 < run["result"]["metrics"]["accuracy"] <= 1.0
@@ -313,9 +315,6 @@ def test_each_tool_runs_under_the_harness(tool: str, tmp_path: Path) -> None:
 
     One run row per tool (the report around it is covered above, on plain and on fixtures).
     """
-    from mlopsbench.toolkit.registry import is_available
-
-    assert is_available(tool), f"{tool} is not installed"
     config = base_config("digits", epochs=1, model="simple")
     config["data_limit_train"] = 600  # a smaller training set: the tool's cost is what we test
     cfg = cmp.CompareConfig(

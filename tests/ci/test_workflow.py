@@ -145,8 +145,11 @@ def test_tool_job_tests_and_runs_its_pipeline(workflow: dict[str, Any], tool: st
     assert steps[0]["uses"].startswith("actions/checkout@")
     assert any(s.get("uses") == "./.github/actions/setup-mlopsbench" for s in steps)
     commands = _job_commands(job)
+    # The tool's suite runs in the tool's own environment, built first from its lock.
+    assert ["mlopsbench", "env", "create", tool] in commands
+    assert [f"tool_python=$(mlopsbench env python {tool})"] in commands
     assert [
-        "python",
+        "$tool_python",
         "-m",
         "pytest",
         f"tests/tools/{tool}",
@@ -336,7 +339,7 @@ def test_metaflow_flow_parameters_and_step_exist(workflow: dict[str, Any]) -> No
     assert "@config_parameters(DigitsConfig)" in flow
     parameters = {spec.name for spec in get_usecase("digits").params()} | {"mlflow_uri"}
     commands = _job_commands(_jobs(workflow)["metaflow"])
-    run = next(argv for argv in commands if argv[:3] == ["python", "$flow", "run"])
+    run = next(argv for argv in commands if argv[:3] == ["$python", "$flow", "run"])
     for option in (a for a in run if a.startswith("--")):
         assert option[2:] in parameters, f"the flow has no {option}"
     card = next(argv for argv in commands if argv[2:4] == ["card", "get"])

@@ -67,7 +67,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.tool}-{self.model}-r{self.repeat}"
+        """``mlflow-cnn-r1``; a tool at another version: ``mlflow-3.5.0-cnn-r1``."""
+        return f"{self.tool.replace('==', '-')}-{self.model}-r{self.repeat}"
 
 
 @dataclass
@@ -117,6 +118,10 @@ def child_env(cfg: CompareConfig, run_dir: Path, tmp_dir: Path) -> dict[str, str
     if not env.get("METAFLOW_USER") and env.get("USER", "root") in ("", "root"):
         env["METAFLOW_USER"] = "mlopsbench"
     env.pop("MLFLOW_TRACKING_URI", None)  # tools log where the request says, nowhere else
+    if cfg.tracking_uri:  # every tool also logs to MLflow: the client from MLflow's environment
+        from mlopsbench.toolkit.envs import TRACKING_TOOL, integration_env
+
+        env.update(integration_env(TRACKING_TOOL, ""))
     return env
 
 
@@ -184,7 +189,8 @@ def run_row(
     on_poll: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any]:
     """Run one spec in a worker process and return its results row (never raises for tool errors)."""
-    from mlopsbench.toolkit.registry import is_available, missing_requirements
+    from mlopsbench.errors import MlopsbenchError
+    from mlopsbench.toolkit.envs import EnvSpec, python_for
 
     base = {
         "kind": "run",
@@ -195,12 +201,14 @@ def run_row(
         "repeat": spec.repeat,
         "config": spec.config,
     }
-    if not is_available(spec.tool):
-        reason = f"needs {', '.join(missing_requirements(spec.tool))}"
+    env = EnvSpec.parse(spec.tool)
+    try:
+        python = python_for(env)  # the CLI created missing environments before the runs
+    except MlopsbenchError as exc:
         return {
             **base,
             "status": "missing",
-            "error": f"tool not available: {reason}",
+            "error": f"tool not available: {exc}",
             "result": None,
             "evidence": None,
             "measure": None,
@@ -209,7 +217,7 @@ def run_row(
     out = run_dir / "out"
     out.mkdir(parents=True, exist_ok=True)
     request = {
-        "tool": spec.tool,
+        "tool": env.tool,
         "usecase": cfg.usecase,
         "config": spec.config,
         "out_dir": str(out),
@@ -226,6 +234,7 @@ def run_row(
     load_before = os.getloadavg()[0]
     outcome = run_child(
         ["mlopsbench.bench.worker", str(request_path)],
+        python=python,
         cwd=out,
         env=child_env(cfg, run_dir, tmp_dir),
         log_path=run_dir / "worker.log",
@@ -272,9 +281,11 @@ def _read_payload(path: Path) -> dict[str, Any] | None:
 def meta_row(cfg: CompareConfig) -> dict[str, Any]:
     from mlopsbench.bench.environment import machine_info
     from mlopsbench.bench.instrumentation import count_all
+    from mlopsbench.toolkit.envs import EnvSpec
     from mlopsbench.toolkit.registry import get_tool
 
-    counts = count_all(sorted(set(cfg.tools) | {"plain"}))
+    bases = sorted({EnvSpec.parse(t).tool for t in cfg.tools} | {"plain"})
+    counts = count_all(bases)
     return {
         "kind": "meta",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -292,7 +303,7 @@ def meta_row(cfg: CompareConfig) -> dict[str, Any]:
         **cfg.meta,  # what the caller records beside (the report's selected weight profile)
         "environment": machine_info(),
         "instrumentation": {t: c.to_dict() for t, c in counts.items()},
-        "tools_declared": {t: get_tool(t).facts() for t in sorted(set(cfg.tools) | {"plain"})},
+        "tools_declared": {t: get_tool(t).facts() for t in bases},
     }
 
 
@@ -405,12 +416,14 @@ def run_compare(cfg: CompareConfig, show_progress: bool = True) -> CompareOutcom
 
 
 def _extra_measurements(cfg: CompareConfig, results: Path, outcome: CompareOutcome) -> None:
-    if cfg.measure_install:
-        from mlopsbench.bench.install import measure_installs
+    from mlopsbench.bench.install import core_row, environment_rows, measure_installs
 
-        for row in measure_installs(cfg.tools, cfg.out_dir / "install"):
-            rs.append_row(results, row)
-            outcome.rows.append(row)
+    rows = [core_row(), *environment_rows(cfg.tools)]
+    if cfg.measure_install:
+        rows += measure_installs(cfg.tools, cfg.out_dir / "install")
+    for row in rows:
+        rs.append_row(results, row)
+        outcome.rows.append(row)
     if cfg.measure_servers:
         from mlopsbench.bench.servers import measure_servers
 

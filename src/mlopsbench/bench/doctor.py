@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlopsbench.errors import ConfigError
 
@@ -209,16 +209,12 @@ def check_package_group(
     return Check(name, "error" if missing and required else "warn", "; ".join(parts), INSTALL_HINT)
 
 
-def tool_packages() -> tuple[str, ...]:
-    """One row each: torch, every declared tool's distributions, transformers."""
-    from mlopsbench.toolkit.registry import tools
-
-    dists = [d for tool in tools().values() for d in tool.distributions]
-    return tuple(dict.fromkeys(("torch", *dists, "transformers")))
+CORE_TOOL_PACKAGES = ("torch", "transformers")  # one row each: every run needs torch
 
 
 def check_packages(lock_path: Path | None) -> list[Check]:
-    """The lock file, one row per tool package, one for the core's, one for all other pins."""
+    """The lock file, torch and transformers, the core's packages, all other pins, and one row
+    per tool environment."""
     pins: dict[str, str] | None = None
     if lock_path is None:
         rows = [
@@ -235,13 +231,63 @@ def check_packages(lock_path: Path | None) -> list[Check]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read lock file {lock_path}: {exc}") from None
         rows = [Check("lock file", "ok", f"{lock_path} ({len(pins)} pins)")]
-    rows += [check_package(d, pins, required=d in REQUIRED_TOOL_PACKAGES) for d in tool_packages()]
+    rows += [
+        check_package(d, pins, required=d in REQUIRED_TOOL_PACKAGES) for d in CORE_TOOL_PACKAGES
+    ]
     rows.append(check_package_group("core packages", CORE_PACKAGES, pins, required=True))
     if pins:
-        shown = {_normalize(d) for d in (*tool_packages(), *CORE_PACKAGES)} | {"mlopsbench"}
+        shown = {_normalize(d) for d in (*CORE_TOOL_PACKAGES, *CORE_PACKAGES)} | {"mlopsbench"}
         others = [d for d in pins if d not in shown]
         rows.append(check_package_group("other locked packages", others, pins, required=False))
+    return rows + check_tool_envs()
+
+
+def check_tool_envs() -> list[Check]:
+    """Each tool: importable in this environment, or its own environment ready and matching its
+    lock; a missing one is only a warning (it is created on first use)."""
+    from mlopsbench.toolkit import envs
+    from mlopsbench.toolkit.registry import tools
+
+    rows = []
+    for name, tool in tools().items():
+        if not tool.distributions:
+            continue
+        label = f"{name} environment"
+        if envs.importable_here(name):
+            rows.append(Check(label, "ok", "importable in this (core) environment"))
+            continue
+        path = envs.env_path(envs.EnvSpec(name))
+        record = envs.read_record(path)
+        if record is None:
+            rows.append(
+                Check(
+                    label,
+                    "warn",
+                    "not created yet: built from its lock on first use (needs the registry)",
+                    f"mlopsbench env create {name}",
+                )
+            )
+            continue
+        rows.append(_env_check(label, name, tool.distributions[0], record, path))
     return rows
+
+
+def _env_check(label: str, name: str, first: str, record: Any, path: Path) -> Check:
+    from mlopsbench.toolkit import envs
+
+    locked = envs.locked_version(name)
+    installed = next(
+        (v for k, v in record.installed.items() if _normalize(k) == _normalize(first)), None
+    )
+    detail = f"{first} {installed}, {record.distributions} dists, {record.size_mb:.0f} MB ({path})"
+    if locked and installed and not _same_version(installed, locked):
+        return Check(
+            label,
+            "warn",
+            f"{detail}: the lock now pins {locked}",
+            f"mlopsbench env create --force {name}",
+        )
+    return Check(label, "ok", detail)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,106 +1,103 @@
-"""Installation footprint per tool: a fresh uv virtual env, a cold cache, the tool's own packages.
+"""Installation footprint per tool, from the real per-tool environments the runs use.
 
-Needs ``uv`` and the package registry, so it only runs with ``compare --measure-install``
-(never in tests). torch is excluded: every tool (and plain) needs it, and its wheel would drown
-the differences. Versions are pinned to what this environment runs. Each venv and cache is
-deleted after it is measured.
+Every compare records, for each tool it ran, what that tool's environment holds: the seconds its
+install took when it was created, its distributions and its size on disk (the tool's own
+packages: the core — torch included — is shared by every tool and counted once, apart).
+``compare --measure-install`` also builds each environment again from the package registry in a
+scratch folder, first with an empty pip cache (cold: downloads included), then with the cache the
+first build filled (warm), and records both, or pip's reason when a tool does not resolve.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlopsbench.errors import ToolUnavailableError
-
-DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "mlflow": ("mlflow",),
-    "metaflow": ("metaflow",),
-    "airflow": ("apache-airflow", "apache-airflow-providers-standard"),
-    "kfp": ("kfp",),
-}
-INSTALL_TIMEOUT_S = 1200
+from mlopsbench.errors import MlopsbenchError
+from mlopsbench.toolkit import envs
 
 
-def find_uv() -> str:
-    """The uv executable (on PATH or next to this interpreter), or a one-line error."""
-    candidates = [shutil.which("uv"), str(Path(sys.executable).parent / "uv")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise ToolUnavailableError(
-        "--measure-install needs uv: pip install uv (it also needs the package registry)"
-    )
+def _row(spec: envs.EnvSpec, cache: str) -> dict[str, Any]:
+    return {
+        "kind": "install",
+        "tool": spec.label,
+        "packages": spec.top_level(),
+        "cache": cache,
+        "error": None,
+    }
 
 
-def pinned(tool: str) -> list[str]:
-    specs = []
-    for dist in DISTRIBUTIONS.get(tool, ()):
+def environment_rows(labels: Iterable[str]) -> list[dict[str, Any]]:
+    """One row per tool environment the runs used, from its record (no install happens)."""
+    rows = []
+    for label in labels:
+        spec = envs.EnvSpec.parse(label)
+        record = envs.read_record(envs.env_path(spec))
+        if record is None:
+            continue  # the tool ran in the core environment, or has no environment
+        rows.append(
+            {
+                **_row(spec, "as created" if record.warm_cache else "cold"),
+                "seconds": record.install_s,
+                "distributions": record.distributions,
+                "disk_mb": record.size_mb,
+                "created_at": record.created_at,
+            }
+        )
+    return rows
+
+
+def core_row() -> dict[str, Any]:
+    """The shared core environment's size (every tool needs it; counted once)."""
+    site = envs.core_site_packages()
+    return {
+        "kind": "install",
+        "tool": "core (shared)",
+        "packages": ["requirements.lock"],
+        "cache": "existing",
+        "distributions": sum(1 for _ in site.glob("*.dist-info")),
+        "disk_mb": round(envs.folder_mb(site), 1),
+        "seconds": None,
+        "error": None,
+    }
+
+
+def measure_install(spec: envs.EnvSpec, work: Path) -> list[dict[str, Any]]:
+    """Build ``spec``'s environment twice in ``work``: cold pip cache, then warm."""
+    cache = work / f".pip-cache-{spec.name}"
+    rows = []
+    for kind in ("cold", "warm"):
+        row = _row(spec, kind)
+        started = time.perf_counter()
         try:
-            specs.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            specs.append(dist)
-    return specs
+            path = envs.create_env(spec, root=work / kind, pip_cache=cache)
+        except MlopsbenchError as exc:
+            row["error"] = str(exc)
+            rows.append(row)
+            break
+        record = envs.read_record(path)
+        assert record is not None
+        row.update(
+            seconds=round(time.perf_counter() - started, 2),
+            distributions=record.distributions,
+            disk_mb=record.size_mb,
+        )
+        rows.append(row)
+        shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    return rows
 
 
-def dir_size_mb(root: Path) -> float:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                continue
-    return total / (1024 * 1024)
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, capture_output=True, text=True, env=env, timeout=INSTALL_TIMEOUT_S, check=False
-    )
-
-
-def measure_install(tool: str, work: Path, uv: str) -> dict[str, Any]:
-    packages = pinned(tool)
-    row: dict[str, Any] = {"kind": "install", "tool": tool, "packages": packages, "error": None}
-    venv, cache = work / tool, work / f".uv-cache-{tool}"
-    env = {**os.environ, "UV_CACHE_DIR": str(cache), "UV_NO_PROGRESS": "1"}
-    try:
-        t0 = time.perf_counter()
-        made = _run([uv, "venv", "--python", sys.executable, str(venv)], env)
-        if made.returncode != 0:
-            raise RuntimeError(
-                made.stderr.strip().splitlines()[-1] if made.stderr.strip() else "uv venv failed"
-            )
-        python = str(venv / "bin" / "python")
-        done = _run([uv, "pip", "install", "--python", python, *packages], env)
-        row["seconds"] = time.perf_counter() - t0
-        if done.returncode != 0:
-            raise RuntimeError(
-                done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "install failed"
-            )
-        listed = _run([uv, "pip", "list", "--python", python, "--format", "json"], env)
-        row["distributions"] = len(json.loads(listed.stdout or "[]"))
-        row["disk_mb"] = dir_size_mb(venv)
-    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
-        row["error"] = " ".join(str(exc).split())[:300] or type(exc).__name__
-    finally:
-        shutil.rmtree(venv, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-    return row
-
-
-def measure_installs(tools: Iterable[str], work: Path) -> list[dict[str, Any]]:
-    uv = find_uv()
+def measure_installs(labels: Iterable[str], work: Path) -> list[dict[str, Any]]:
+    """Cold and warm builds of every tool environment among ``labels`` (needs the registry)."""
     work.mkdir(parents=True, exist_ok=True)
-    rows = [measure_install(t, work, uv) for t in tools if t in DISTRIBUTIONS]
+    rows = []
+    for label in labels:
+        spec = envs.EnvSpec.parse(label)
+        if spec.tool != "plain":
+            rows += measure_install(spec, work)
     shutil.rmtree(work, ignore_errors=True)
     return rows

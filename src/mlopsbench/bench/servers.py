@@ -19,28 +19,41 @@ PROBE_TIMEOUT_S = 420.0
 
 
 def measure_servers(tools: Iterable[str], work: Path) -> list[dict[str, Any]]:
-    """One ``server`` row per probe-able tool, each probe in its own process."""
+    """One ``server`` row per probe-able tool, each probe in its own process (in the tool's
+    environment)."""
     from mlopsbench.bench.spawn import run_child
-
-    rows = []
+    from mlopsbench.errors import MlopsbenchError
+    from mlopsbench.toolkit.envs import EnvSpec, python_for
     from mlopsbench.toolkit.registry import get_tool
 
-    for tool in [t for t in tools if get_tool(t).server_probe]:
-        folder = work / tool
+    rows = []
+    for label in tools:
+        spec = EnvSpec.parse(label)
+        if not get_tool(spec.tool).server_probe:
+            continue
+        folder = work / spec.name
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / "probe.json"
+        try:
+            python = python_for(spec)
+        except MlopsbenchError as exc:
+            rows.append(
+                {"kind": "server", "tool": spec.label, "healthy_s": None, "error": str(exc)}
+            )
+            continue
         outcome = run_child(
-            ["mlopsbench.bench.servers", tool, str(folder), str(out)],
+            ["mlopsbench.bench.servers", spec.tool, str(folder), str(out)],
+            python=python,
             cwd=folder,
             env=_env(),
             log_path=folder / "probe.log",
             timeout_s=PROBE_TIMEOUT_S,
         )
         try:
-            row = json.loads(out.read_text())
+            row = {**json.loads(out.read_text()), "tool": spec.label}
         except (OSError, ValueError):
             reason = "timed out" if outcome.timed_out else f"probe exited {outcome.returncode}"
-            row = {"tool": tool, "error": f"{reason} (log: {folder / 'probe.log'})"}
+            row = {"tool": spec.label, "error": f"{reason} (log: {folder / 'probe.log'})"}
         rows.append(
             {"kind": "server", "healthy_s": None, **row, "peak_rss_mb": outcome.tree_peak_rss_mb}
         )

@@ -86,19 +86,21 @@ def _stop_group(pgid: int, leader_alive: bool = False) -> tuple[int, int, Any] |
 def run_child(
     args: list[str],
     *,
+    python: Path | str | None = None,
     cwd: Path,
     env: Mapping[str, str],
     log_path: Path,
     timeout_s: float | None = None,
     on_poll: Callable[[float], None] | None = None,
 ) -> ChildOutcome:
-    """Run ``python -m <args>`` in a new session; return its measurements."""
+    """Run ``python -m <args>`` in a new session (``python``: a tool environment's
+    interpreter; default this one); return its measurements."""
     import psutil
 
     with open(log_path, "ab") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", *args],
+            [str(python or sys.executable), "-m", *args],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mlopsbench.cli import compare, doctor, run, tools
+from mlopsbench.cli import compare, doctor, envs, run, tools
 from mlopsbench.cli.output import show_warning, state
 
 app = typer.Typer(
@@ -41,4 +41,5 @@ app.add_typer(run.app, name="run")
 compare.register(app)
 tools.register(app)
 doctor.register(app)
+envs.register(app)
 tools.register_tool_commands(app)

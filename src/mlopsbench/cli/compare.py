@@ -32,7 +32,12 @@ def register(app: typer.Typer) -> None:
 def compare(
     usecase: Annotated[str, typer.Argument(help="digits or sentiment.")] = "digits",
     tools: Annotated[
-        str | None, typer.Option("--tools", help="Comma-separated tools (default: all).")
+        str | None,
+        typer.Option(
+            "--tools",
+            help="Comma-separated tools (default: all); TOOL==VERSION adds another version of a "
+            "tool, in its own environment (e.g. mlflow,mlflow==3.5.0).",
+        ),
     ] = None,
     models: Annotated[
         str | None,
@@ -74,7 +79,11 @@ def compare(
     weights: WeightsOpt = None,
     profile: ProfileOpt = None,
     measure_install: Annotated[
-        bool, typer.Option(help="Also install each tool into a fresh uv venv (needs the registry).")
+        bool,
+        typer.Option(
+            help="Also build each tool's environment again from the registry, cold and warm "
+            "pip cache (needs the registry)."
+        ),
     ] = False,
     measure_servers: Annotated[
         bool, typer.Option(help="Also time each startable tool server until healthy.")
@@ -97,12 +106,13 @@ def compare(
     )
     from mlopsbench.bench.configs import absolutize_paths, apply_overrides, field_types
     from mlopsbench.report.matrix import load_matrix, resolve_profiles
-    from mlopsbench.toolkit.registry import get_tool, tool_names
+    from mlopsbench.toolkit.envs import EnvSpec
+    from mlopsbench.toolkit.registry import tool_names
     from mlopsbench.usecases.registry import get_usecase
 
     case = get_usecase(usecase)
     chosen = tools.split(",") if tools else list(tool_names())
-    tool_list = tuple(dict.fromkeys(get_tool(t).name for t in chosen if t.strip()))
+    tool_list = tuple(dict.fromkeys(EnvSpec.parse(t).label for t in chosen if t.strip()))
     model_list = tuple(dict.fromkeys(m.strip() for m in (models or "").split(",") if m.strip()))
     shortcuts = {
         "--epochs": ("epochs", epochs),
@@ -117,10 +127,6 @@ def compare(
     for model in model_list or (None,):  # every planned config fails before any run starts
         case.config({**values, "model": model} if model else values)
     selected, _ = resolve_profiles(load_matrix(), weights, profile)
-    if measure_install:
-        from mlopsbench.bench.install import find_uv
-
-        find_uv()
     cfg = CompareConfig(
         usecase=case.name,
         tools=tool_list,
@@ -139,6 +145,8 @@ def compare(
         command="mlopsbench " + " ".join(sys.argv[1:]),
         meta={"selected_profile": selected.to_meta()},
     )
+    # Before the folder: a failure here writes nothing.
+    prepare_environments(tool_list, tracking=bool(tracking_uri))
     cfg = dataclasses.replace(cfg, out_dir=new_compare_dir(cfg.out_dir))
     outcome = run_compare(cfg, show_progress=sys.stderr.isatty())
     paths = _write_report(cfg.out_dir, weights, profile)
@@ -150,6 +158,27 @@ def compare(
     if failed:  # recorded in the report; the exit code tells scripts and CI
         error(f"{len(failed)} run(s) failed: {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+def prepare_environments(labels: tuple[str, ...], tracking: bool) -> None:
+    """Create the tool environments the runs need, with progress. A tool whose environment
+    cannot be built is named in one warning line and becomes a failure row; the others run."""
+    from mlopsbench.cli.envs import progress_bar
+    from mlopsbench.errors import MlopsbenchError
+    from mlopsbench.toolkit.envs import TRACKING_TOOL, EnvSpec, integration_env, python_for
+
+    for label in labels:
+        try:
+            with progress_bar() as show:
+                python_for(EnvSpec.parse(label), create=True, progress=show)
+        except MlopsbenchError as exc:
+            warning(str(exc))
+    if tracking:  # every tool logs to MLflow too: its client comes from MLflow's environment
+        try:
+            with progress_bar() as show:
+                integration_env(TRACKING_TOOL, "", create=True, progress=show)
+        except MlopsbenchError as exc:
+            warning(str(exc))
 
 
 def _apply_shortcuts(case: Any, shortcuts: dict[str, tuple[str, Any]]) -> dict[str, Any]:

@@ -128,13 +128,18 @@ def new_run_dir(out: Path, tool: str, usecase: str) -> Path:
 
 
 def run_and_report(usecase: str, tool: str, cfg: Any, out: Path, tracking_uri: str | None) -> None:
+    from mlopsbench.cli.envs import run_in_tool_env
     from mlopsbench.result import RunRequest
+    from mlopsbench.toolkit.envs import EnvSpec
     from mlopsbench.toolkit.registry import get_tool, load_runner
     from mlopsbench.usecases.registry import get_usecase
 
-    name = get_tool(tool).name
+    spec = EnvSpec.parse(tool)
+    get_usecase(usecase).check_inputs(cfg)  # before the run folder or an environment exists
+    # Continues only where this interpreter can run the tool (else: runs again in its env).
+    run_in_tool_env(spec.label, tracking=bool(tracking_uri))
+    name = get_tool(spec.tool).name
     runner = load_runner(name)
-    get_usecase(usecase).check_inputs(cfg)  # before the run folder exists
     created_from = _first_missing(out)  # the folders this run creates, to undo on bad input
     run_dir = new_run_dir(out, name, usecase)
     request = RunRequest(

@@ -41,7 +41,9 @@ def list_tools() -> None:
 
 
 def register_tool_commands(app: typer.Typer) -> None:
-    """Mount every declared tool's commands; a tool whose commands cannot load adds none."""
+    """Mount every declared tool's commands (light modules: the tool itself is imported only
+    when a command runs, in the tool's environment); a tool whose commands cannot load adds
+    none."""
     from mlopsbench.errors import ToolUnavailableError
     from mlopsbench.toolkit.registry import tools
 
@@ -62,7 +64,7 @@ def register_tool_commands(app: typer.Typer) -> None:
         group = getattr(module, "app", None)
         if isinstance(group, typer.Typer):
             for command in group.registered_commands:  # the same one-line errors everywhere
-                command.callback = friendly_errors(command.callback)
+                command.callback = friendly_errors(in_tool_env(name, command.callback))
             app.add_typer(group, name=name)
     app.add_typer(server, name="server")
     app.add_typer(serve, name="serve")
@@ -70,4 +72,19 @@ def register_tool_commands(app: typer.Typer) -> None:
 
 def _mount(group: typer.Typer, name: str, command: Any) -> None:
     if callable(command):
-        group.command(name)(friendly_errors(command))
+        group.command(name)(friendly_errors(in_tool_env(name, command)))
+
+
+def in_tool_env(tool: str, command: Any) -> Any:
+    """The command, run in the tool's environment (created on first use) when this
+    interpreter cannot import the tool."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlopsbench.cli.envs import run_in_tool_env
+
+        run_in_tool_env(tool)
+        return command(*args, **kwargs)
+
+    return wrapper

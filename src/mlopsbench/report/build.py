@@ -267,14 +267,18 @@ def _install(summary: Summary) -> Section:
     sec = Section("Installation footprint and services", "install")
     if summary.installs:
         sec.blocks.append(
-            "A fresh virtual environment per tool, created and filled with `uv` from the package "
-            "registry (cold cache), installing the tool's own distributions at the versions used here "
-            "(torch excluded: every tool needs it)."
+            "Each tool runs in an environment of its own, layered on one shared core environment "
+            "(torch, the ML libraries, the harness: counted once, on its own row). A tool's row is "
+            "what its environment adds: its own distributions, their size on disk and the seconds "
+            "the install took — *as created* when the environment was first built (pip's cache as "
+            "it was), *cold* and *warm* when `--measure-install` built it again from the registry "
+            "with an empty and then a filled pip cache."
         )
         rows = [
             (
                 r["tool"],
                 ", ".join(r.get("packages", [])),
+                str(r.get("cache", DASH)),
                 _f(r.get("seconds"), 1),
                 str(r.get("distributions", DASH)),
                 _f(r.get("disk_mb"), 0),
@@ -284,18 +288,25 @@ def _install(summary: Summary) -> Section:
         ]
         sec.blocks.append(
             Table(
-                ("tool", "installed", "install s", "distributions", "disk MB", "error"), tuple(rows)
+                (
+                    "tool",
+                    "installed",
+                    "pip cache",
+                    "install s",
+                    "distributions",
+                    "disk MB",
+                    "error",
+                ),
+                tuple(rows),
             )
         )
     else:
-        sec.blocks.append(
-            "Install footprint not measured (run `compare --measure-install`, needs the package registry)."
-        )
+        sec.blocks.append("No tool environment was recorded (every tool ran in the core one).")
     declared = tool_facts(summary.meta)
     healthy = {r["tool"]: r for r in summary.servers}
     rows = []
     for tool in summary.tools:
-        info = declared.get(tool, {})
+        info = declared.get(base_tool(tool), {})
         srv = healthy.get(tool)
         measured = (
             DASH
@@ -329,8 +340,19 @@ def _install(summary: Summary) -> Section:
     return sec
 
 
+def base_tool(label: str) -> str:
+    """``mlflow==3.5.0`` -> ``mlflow``: another version of a tool is still that tool."""
+    return label.split("==", 1)[0]
+
+
 def tool_colours(meta: dict[str, Any]) -> dict[str, str]:
-    return {name: str(facts.get("colour")) for name, facts in tool_facts(meta).items()}
+    """Each tool's declared colour, also under every version label the compare ran."""
+    facts = tool_facts(meta)
+    colours = {name: str(f.get("colour")) for name, f in facts.items()}
+    for label in meta.get("tools", []):
+        if base_tool(label) in colours:
+            colours.setdefault(label, colours[base_tool(label)])
+    return colours
 
 
 def tool_facts(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -343,7 +365,7 @@ def tool_facts(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from mlopsbench.toolkit.registry import get_tool
 
     facts = {}
-    for name in meta.get("tools", []):
+    for name in {base_tool(label) for label in meta.get("tools", [])}:
         try:
             facts[name] = get_tool(name).facts()
         except ConfigError:  # a tool this install does not know

@@ -21,11 +21,13 @@ API_NAMES_PER_POINT = 10
 
 FORMULAS = {
     "installation": "10 − log2(disk MB / lightest tool's disk MB) − log2(distributions / fewest "
-    "distributions); needs --measure-install (a fresh uv venv per tool, torch excluded). It "
-    "measures the package only; the paper also weighed deploying a UI, whose services are listed "
-    "in the services table, not scored",
+    "distributions), over what each tool's own environment adds to the shared core (a cold "
+    "rebuild from the registry with --measure-install, else the environment the runs used). It "
+    "measures the packages only; the paper also weighed deploying a UI, whose services are "
+    "listed in the services table, not scored",
     "instrumentation": f"10 − (lines touching the tool API) / {LINES_PER_POINT} − (distinct tool API "
-    f"names) / {API_NAMES_PER_POINT}; counted with ast over the tool's pipeline files",
+    f"names) / {API_NAMES_PER_POINT}; counted with ast over the tool's pipeline/ folder (what "
+    "its users write), not its adapter",
     "interpretability": "10 × (evidence items the tool's own store held in every run) / 7: params, "
     "per-epoch metrics, final metrics, model artifact, plots, lineage, run state",
     "performance": "10 × (plain median wall time / tool median wall time), mean over models "
@@ -46,9 +48,18 @@ class MeasuredScore:
 
 
 def installation_scores(installs: list[dict[str, Any]]) -> dict[str, MeasuredScore]:
-    good = [
-        r for r in installs if not r.get("error") and r.get("disk_mb") and r.get("distributions")
+    usable = [
+        r
+        for r in installs
+        if not r.get("error")
+        and r.get("disk_mb")
+        and r.get("distributions")
+        and r.get("cache") != "existing"  # the shared core: every tool's, nobody's score
     ]
+    # One row per tool: a cold build from the registry when measured, else the environment.
+    preferred = {r["tool"]: r for r in usable if r.get("cache") != "cold"}
+    preferred.update({r["tool"]: r for r in usable if r.get("cache") == "cold"})
+    good = list(preferred.values())
     if not good:
         return {}
     min_mb = min(float(r["disk_mb"]) for r in good)
@@ -108,20 +119,21 @@ def measured_matrix(
     installs = installation_scores(summary.installs)
     counts = summary.meta.get("instrumentation", {})
     out: dict[str, dict[str, Any]] = {}
-    for tool in [t for t in summary.tools if t in matrix.tools or t == "plain"]:
+    for tool in summary.tools:
+        base = tool.split("==", 1)[0]  # another version of a tool shares its pipeline and paper row
         row: dict[str, Any] = {}
         for criterion in matrix.criteria:
             key = criterion.key
             if key == "installation":
                 score = installs.get(tool, MeasuredScore(None, "n/a", "not measured"))
             elif key == "instrumentation":
-                score = instrumentation_score(counts.get(tool, {}))
+                score = instrumentation_score(counts.get(base, {}))
             elif key == "interpretability":
                 score = interpretability_score(summary, tool)
             else:
-                score = MeasuredScore(None, "paper")
-            if score.value is None and tool in matrix.tools:
-                paper = float(criterion.scores[tool])
+                score = MeasuredScore(None, "paper" if base in matrix.tools else "not in the paper")
+            if score.value is None and base in matrix.tools:
+                paper = float(criterion.scores[base])
                 score = MeasuredScore(
                     paper, "paper" if score.source == "paper" else "paper (n/a)", score.detail
                 )

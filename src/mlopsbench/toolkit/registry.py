@@ -71,9 +71,19 @@ def get_tool(name: str) -> Tool:
     return declared[key]
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` is an installed module or package, found without importing it.
+
+    A namespace package does not count: a folder that merely shares the name (the test
+    folder ``tests/tools/mlflow`` on pytest's path) is not the tool.
+    """
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.origin is not None
+
+
 def missing_requirements(name: str) -> list[str]:
     """Import names the tool needs that are not installed (checked without importing them)."""
-    return [mod for mod in get_tool(name).requires if importlib.util.find_spec(mod) is None]
+    return [mod for mod in get_tool(name).requires if not installed(mod)]
 
 
 def is_available(name: str) -> bool:

@@ -193,10 +193,10 @@ def test_sigterm_stops_the_real_deployment(tmp_path: Path) -> None:
     """`kill -TERM <cli pid>`: api-server, scheduler, dag-processor all go and free the port."""
     port = _free_port()
     out = tmp_path / "cli.out"
-    cli = Path(sys.executable).with_name("mlopsbench")
+    cli = [sys.executable, "-m", "mlopsbench"]  # this (the tool environment's) interpreter
     with out.open("wb") as log:
         proc = subprocess.Popen(
-            [str(cli), "server", "airflow", "--port", str(port), "--home", str(tmp_path / "home")],
+            [*cli, "server", "airflow", "--port", str(port), "--home", str(tmp_path / "home")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     descendants: list[psutil.Process] = []
