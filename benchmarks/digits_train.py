@@ -18,13 +18,17 @@ Full workload (the issue's target: >= 2.5x faster, accuracy within 0.5 pp)::
     .venv/bin/python benchmarks/digits_train.py --models simple,deep,cnn --epochs 5 --n-images 60000
 
 torchvision has no CPU build for this torch, so ToTensor/Normalize are re-implemented here exactly
-as torchvision computes them (PIL -> uint8 array -> float / 255 -> (x - mean) / std).
+as torchvision computes them (PIL -> uint8 array -> float / 255 -> (x - mean) / std). The paper's
+models are the core's laid out as the paper's code computes them (:func:`paper_layout`:
+out-of-place ReLUs, the CNN's ReLU before its pooling). ``benchmarks/paper_scripts.py`` runs the
+paper's own scripts instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -83,12 +87,29 @@ class PilMnist(Dataset[tuple[torch.Tensor, int]]):
         return x, int(self.targets[index])
 
 
+def paper_layout(model: nn.Module) -> nn.Module:
+    """The core's model laid out as the paper's modules compute: out-of-place ReLUs, and the
+    CNN's ReLU before its max-pool (the core pools first and ReLUs in place: same function,
+    less work). Same parameters, same initialisation."""
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+                    layers[i], layers[i + 1] = layers[i + 1], layers[i]
+            for i, layer in enumerate(layers):
+                module[i] = layer
+    return model
+
+
 def paper_train(
     model_name: str, images: np.ndarray, labels: np.ndarray, cfg: DigitsConfig
 ) -> nn.Module:
     """The paper's loop (fp32, NCHW, per-sample PIL transform, ``loss.item()`` per batch)."""
     torch.manual_seed(cfg.seed)
-    model = build_model(model_name)
+    model = paper_layout(build_model(model_name))
     loader = DataLoader(PilMnist(images, labels), batch_size=cfg.batch_size, shuffle=True)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -153,6 +174,7 @@ class ModelResult:
     runs: list[dict[str, float]] = field(default_factory=list)
     paper_accuracies: list[float] = field(default_factory=list)
     core_accuracies: list[float] = field(default_factory=list)
+    others: dict[str, dict[str, float]] = field(default_factory=dict)  # other core precisions
 
     @property
     def wall_ratio(self) -> float:
@@ -177,36 +199,50 @@ def timed(fn: Any, *args: Any) -> tuple[float, float]:
 def measure_model(
     model_name: str, args: argparse.Namespace, synth: DigitsData, digits: DigitsData
 ) -> ModelResult:
-    cfg = DigitsConfig(
-        model=model_name, epochs=args.epochs, precision=args.precision, seed=args.seed
-    )
+    """Paper loop and core loop (each ``--precision``; the first is the headline), interleaved."""
+    precisions = args.precision_list
+    cfgs = {
+        p: DigitsConfig(model=model_name, epochs=args.epochs, precision=p, seed=args.seed)
+        for p in precisions
+    }
     # Warm-up: one-off costs (oneDNN kernel creation, lazy imports) hit neither measurement.
     warm = DigitsData(
         synth.train_images[:256], synth.train_labels[:256], digits.test_images,
         digits.test_labels, "warm-up",
     )  # fmt: skip
-    warm_cfg = DigitsConfig(model=model_name, epochs=1, precision=args.precision)
-    paper_train(model_name, warm.train_images, warm.train_labels, warm_cfg)
-    core_train(warm, warm_cfg)
+    paper_train(model_name, warm.train_images, warm.train_labels, cfgs[precisions[0]])
+    for p in precisions:
+        core_train(warm, DigitsConfig(model=model_name, epochs=1, precision=p))
 
     runs: list[dict[str, float]] = []
+    sides = ["paper", *(f"core-{p}" for p in precisions)]
     for rep in range(args.repeats):
-        # Alternate which loop goes first, so drifting machine load hits both alike.
-        order = ["paper", "core"] if rep % 2 == 0 else ["core", "paper"]
+        # Rotate which loop goes first, so drifting machine load hits all of them alike.
+        order = sides[rep % len(sides) :] + sides[: rep % len(sides)]
         run: dict[str, float] = {}
         for which in order:
             if which == "paper":
                 wall, cpu = timed(
-                    paper_train, model_name, synth.train_images, synth.train_labels, cfg
+                    paper_train,
+                    model_name,
+                    synth.train_images,
+                    synth.train_labels,
+                    cfgs[precisions[0]],
                 )
             else:
-                wall, cpu = timed(core_train, synth, cfg)
-            run[f"{which}_wall_s"], run[f"{which}_cpu_s"] = wall, cpu
+                wall, cpu = timed(core_train, synth, cfgs[which.removeprefix("core-")])
+            key = "core" if which == f"core-{precisions[0]}" else which
+            run[f"{key}_wall_s"], run[f"{key}_cpu_s"] = wall, cpu
+        run["load"] = os.getloadavg()[0]
         runs.append(run)
         print(
-            f"  {model_name} repeat {rep + 1}: paper {run['paper_wall_s']:.1f} s wall "
-            f"({run['paper_cpu_s']:.1f} s CPU), core {run['core_wall_s']:.1f} s wall "
-            f"({run['core_cpu_s']:.1f} s CPU)",
+            f"  {model_name} repeat {rep + 1}: "
+            + ", ".join(
+                f"{k.removesuffix('_wall_s')} {v:.1f} s wall ({run[k[:-7] + '_cpu_s']:.1f} s CPU)"
+                for k, v in run.items()
+                if k.endswith("_wall_s")
+            )
+            + f", load {run['load']:.2f}",
             flush=True,
         )
 
@@ -217,7 +253,7 @@ def measure_model(
 
     return ModelResult(
         model=model_name,
-        precision=resolve_precision(args.precision, torch.device("cpu"), model_name),
+        precision=resolve_precision(precisions[0], torch.device("cpu"), model_name),
         paper_wall_s=med("paper_wall_s"),
         core_wall_s=med("core_wall_s"),
         paper_cpu_s=med("paper_cpu_s"),
@@ -227,6 +263,10 @@ def measure_model(
         runs=runs,
         paper_accuracies=paper_acc,
         core_accuracies=core_acc,
+        others={
+            p: {"wall_s": med(f"core-{p}_wall_s"), "cpu_s": med(f"core-{p}_cpu_s")}
+            for p in precisions[1:]
+        },
     )
 
 
@@ -239,7 +279,7 @@ def accuracy_runs(
         cfg = DigitsConfig(
             model=model_name,
             epochs=args.accuracy_epochs,
-            precision=args.precision,
+            precision=args.precision_list[0],
             seed=args.seed + k,
         )
         paper_model = paper_train(model_name, digits.train_images, digits.train_labels, cfg)
@@ -268,10 +308,29 @@ def print_report(results: Sequence[ModelResult], args: argparse.Namespace) -> di
             f"{r.wall_ratio:>5.2f}x {r.cpu_ratio:>8.2f}x {r.paper_accuracy:>9.4f} "
             f"{r.core_accuracy:>9.4f} {delta:>+6.2f} ± {paired_stderr_pp(r):.2f}"
         )
+    for r in results:
+        for prec, other in r.others.items():
+            print(
+                f"{r.model:<7} {prec:<5} {'':>10} {other['wall_s'] / e:>10.2f} "
+                f"{r.paper_wall_s / other['wall_s']:>5.2f}x {r.paper_cpu_s / other['cpu_s']:>8.2f}x"
+            )
     totals = {
         key: sum(getattr(r, key) for r in results)
         for key in ("paper_wall_s", "core_wall_s", "paper_cpu_s", "core_cpu_s")
     }
+    for prec in args.precision_list[1:]:
+        wall = sum(r.others[prec]["wall_s"] for r in results)
+        cpu = sum(r.others[prec]["cpu_s"] for r in results)
+        print(
+            f"total with core --precision {prec}: wall {wall:.1f} s -> "
+            f"{totals['paper_wall_s'] / wall:.2f}x, CPU {cpu:.1f} s -> "
+            f"{totals['paper_cpu_s'] / cpu:.2f}x"
+        )
+    loads = [run["load"] for r in results for run in r.runs]
+    print(
+        f"load average (1 min, {os.cpu_count()} cores) after each repeat: median "
+        f"{statistics.median(loads):.2f}, max {max(loads):.2f}"
+    )
     wall_ratio = totals["paper_wall_s"] / totals["core_wall_s"]
     cpu_ratio = totals["paper_cpu_s"] / totals["core_cpu_s"]
     worst = max(abs(r.core_accuracy - r.paper_accuracy) for r in results) * 100
@@ -307,9 +366,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16", "auto"),
         default="auto",
-        help="the core's precision (the paper loop is always fp32)",
+        help="the core's precision(s), comma-separated from fp32,bf16,auto; the first is the "
+        "headline (the paper loop is always fp32), e.g. auto,fp32",
     )
     parser.add_argument(
         "--accuracy-seeds",
@@ -333,6 +392,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.precision_list = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not args.precision_list or set(args.precision_list) - {"fp32", "bf16", "auto"}:
+        parser.error("--precision: comma-separated values from fp32, bf16, auto")
     unknown = [m for m in args.model_list if m not in MODEL_NAMES]
     if unknown or min(args.epochs, args.repeats, args.accuracy_epochs) < 1 or args.n_images < 256:
         parser.error(f"models must be among {MODEL_NAMES}; epochs/repeats >= 1; n-images >= 256")

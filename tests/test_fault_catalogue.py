@@ -189,6 +189,15 @@ def npz_was_used(folder: Path) -> None:
     assert result["tool_info"]["dataset"]["source"].startswith("npz")
 
 
+def gate_failure_recorded(folder: Path) -> None:
+    """A model below its gate: the run's record says so, and nothing was promoted."""
+    (record,) = folder.rglob("result.json")
+    result = json.loads(record.read_text())
+    assert result["status"] == "gate_failed" and result["gate"]["passed"] is False
+    info = json.dumps(result["tool_info"])
+    assert '"promoted": true' not in info and '"champion_version": "' not in info
+
+
 def degenerate_run_recorded(folder: Path) -> None:
     (record,) = folder.rglob("result.json")
     result = json.loads(record.read_text())
@@ -431,6 +440,63 @@ CASES = [
         "unreachable",
         timeout_s=30,
     ),
+    # --- issue 16: the tools added beside the paper's four ----------------------------------
+    *(
+        Case(
+            f"16-{tool}-unreachable-tracking-uri-fails-first",
+            (*RUN_DIGITS, "--tool", tool, "--tracking-uri", DEAD_URI),
+            1,
+            "unreachable",
+            timeout_s=60,
+        )
+        for tool in ("prefect", "dagster", "zenml", "dvc", "wandb")
+    ),
+    *(
+        Case(f"16-server-{tool}-port-too-high", ("server", tool, "--port", "70000"), 2, "65535")
+        for tool in ("prefect", "dagster", "zenml")
+    ),
+    *(
+        Case(
+            f"16-{tool}-missing-npz-leaves-no-folder",
+            (*RUN_DIGITS, "--tool", tool, "--data", "npz", "--data-path", "missing.npz"),
+            1,
+            "missing.npz",
+            timeout_s=60,
+        )
+        for tool in ("prefect", "dagster", "zenml", "dvc", "wandb")
+    ),
+    *(
+        Case(
+            f"16-{tool}-gate-failure-promotes-nothing",
+            (
+                *RUN_DIGITS,
+                "--tool",
+                tool,
+                "--model",
+                "simple",
+                "--epochs",
+                "1",
+                "--threshold",
+                "1.0",
+            ),
+            3,
+            "quality gate",
+            slow=True,
+            result_json=True,
+            timeout_s=600,
+            check=gate_failure_recorded,
+        )
+        for tool in ("prefect", "dagster", "zenml", "dvc", "wandb")
+    ),
+    Case("16-zenml-server-without-a-run", ("server", "zenml"), 2, "no ZenML run under runs/"),
+    Case(
+        "16-prefect-unreachable-api-url-fails-first",
+        (*RUN_DIGITS, "--tool", "prefect"),
+        1,
+        "Prefect API",
+        env={"PREFECT_API_URL": DEAD_URI + "/api"},
+        timeout_s=60,
+    ),
     # --- what already held: digits options ---------------------------------------------------
     Case("digits-unknown-model", (*RUN_DIGITS, "--model", "resnet"), 2, "unknown model"),
     Case("digits-zero-epochs", (*RUN_DIGITS, "--epochs", "0"), 2, "epochs must be >= 1"),
@@ -599,9 +665,16 @@ def _environment(case: Case, folder: Path) -> dict[str, str]:
     return env
 
 
+TOOL_INTERNALS = (".git", ".dvc")  # git and DVC keep empty folders of their own by design
+
+
 def _leftovers(folder: Path) -> list[Path]:
     """Empty folders and temporary files: what a half-finished run would leave."""
-    empty = [p for p in folder.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    empty = [
+        p
+        for p in folder.rglob("*")
+        if p.is_dir() and not any(p.iterdir()) and not set(p.parts) & set(TOOL_INTERNALS)
+    ]
     temps = [p for p in folder.rglob("*.tmp") if p.is_file()]
     return empty + temps
 

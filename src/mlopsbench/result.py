@@ -121,6 +121,7 @@ def environment_info(distributions: tuple[str, ...] | list[str] = ()) -> dict[st
 
     info = {"python": platform.python_version(), "platform": platform.platform()}
     for dist in (*CORE_DISTRIBUTIONS, *distributions):
+        dist = dist.split("[", 1)[0]  # a distribution with extras: zenml[server] is zenml
         try:
             info[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -345,3 +345,53 @@ def test_each_tool_runs_under_the_harness(tool: str, tmp_path: Path) -> None:
     assert set(evidence) == set(EVIDENCE_KEYS), run.get("evidence_error")
     for key in ("params", "final_metrics", "model_artifact", "run_state"):
         assert evidence[key], (key, run.get("evidence_error"))
+
+
+OTHER_MLFLOW = "3.16.0"  # the oldest 3.x that accepts the core's pandas 3 (3.15 pins pandas<3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_versions_of_a_tool_are_two_rows_from_two_environments(tmp_path: Path) -> None:
+    """``--tools mlflow,mlflow==X``: the locked MLflow and another version, each in its own
+    environment (the second built on first use), give two rows on the same work."""
+    from typer.testing import CliRunner
+
+    from mlopsbench.cli import app
+
+    other = f"mlflow=={OTHER_MLFLOW}"
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--tools",
+            f"mlflow,{other}",
+            "--models",
+            "simple",
+            "--epochs",
+            "1",
+            "--set",
+            "threshold=0",
+            "--set",
+            "data_limit_train=600",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out / "results.jsonl")
+    runs = {r["tool"]: r for r in rows if r["kind"] == "run"}
+    assert set(runs) == {"mlflow", other}
+    versions = {t: r["result"]["environment"]["mlflow"] for t, r in runs.items()}
+    assert versions[other] == OTHER_MLFLOW and versions["mlflow"] != OTHER_MLFLOW
+    accuracies = {r["result"]["metrics"]["accuracy"] for r in runs.values()}
+    assert len(accuracies) == 1  # the same core, config and seed: the same model
+    assert all(all(r["evidence"].values()) for r in runs.values()), {
+        t: r["evidence"] for t, r in runs.items()
+    }
+    installs = {r["tool"]: r for r in rows if r["kind"] == "install"}
+    assert {"core (shared)", "mlflow", other} <= set(installs)
+    assert installs[other]["distributions"] > 10
+    assert "mlflow-3.16.0-simple-r1" in {r["id"] for r in runs.values()}
+    assert other in (out / "report.md").read_text()

@@ -138,7 +138,7 @@ def test_core_job_leaves_each_tool_suite_to_its_job(
     assert steps.index("scripts/install_ci_tools.sh") < steps.index("pytest")
 
 
-@pytest.mark.parametrize("tool", ["mlflow", "metaflow", "airflow", "kfp"])
+@pytest.mark.parametrize("tool", [name for name in TOOLS if name != "plain"])
 def test_tool_job_tests_and_runs_its_pipeline(workflow: dict[str, Any], tool: str) -> None:
     job = _jobs(workflow)[tool]
     steps = job["steps"]
@@ -146,7 +146,7 @@ def test_tool_job_tests_and_runs_its_pipeline(workflow: dict[str, Any], tool: st
     assert any(s.get("uses") == "./.github/actions/setup-mlopsbench" for s in steps)
     commands = _job_commands(job)
     # The tool's suite runs in the tool's own environment, built first from its lock.
-    assert ["mlopsbench", "env", "create", tool] in commands
+    assert any(argv[:4] == ["mlopsbench", "env", "create", tool] for argv in commands)
     assert [f"tool_python=$(mlopsbench env python {tool})"] in commands
     assert [
         "$tool_python",

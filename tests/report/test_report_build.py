@@ -441,3 +441,53 @@ def test_report_renders_in_headless_chromium(compare_dir: Path) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1200, 1600)
     assert len(data) > 50_000  # tables and charts, not a blank page
+
+
+def _latency_run(tool: str, repeat: int, executor: str, total: float, hosts: int) -> dict[str, Any]:
+    row = _run(tool, repeat, 30.0 + total, 0.9, evidence=ALL)
+    queued = executor != "dag.test()"
+    row["result"]["tool_info"] = {
+        "executor": executor,
+        "task_overhead_median_s": total,
+        "latency_median_s": {
+            "scheduling": total / 2 if queued else None,
+            "queueing": 0.05 if queued else None,
+            "in_task": total / 4,
+        },
+        "hosts": {f"task{i}": f"worker-{i % hosts}" for i in range(5)},
+        "trigger_to_finish_s": 20.0 if queued else None,
+        "deployment_ready_s": 15.0 if queued else None,
+    }
+    return row
+
+
+@pytest.mark.usefixtures("no_charts")
+def test_executors_side_by_side_show_their_per_task_overhead() -> None:
+    """``compare --tools airflow,airflow@local,airflow@celery``: one row per way to run, with
+    the per-task scheduling and queueing medians each run recorded."""
+    rows = [row for row in fixture_rows() if row.get("kind") == "meta"]
+    for repeat in range(3):
+        rows += [
+            _latency_run("airflow", repeat, "dag.test()", 0.2 + repeat / 100, 1),
+            _latency_run("airflow@local", repeat, "LocalExecutor", 1.0 + repeat / 100, 1),
+            _latency_run("airflow@celery", repeat, "CeleryExecutor", 1.3 + repeat / 100, 2),
+        ]
+    doc = build_document_without_charts(rows)
+    section = next(s for s in doc.sections if s.anchor == "task-latency")
+    table = next(b for b in section.blocks if isinstance(b, Table))
+    by_tool = {row[0]: row for row in table.rows}
+    assert set(by_tool) == {"airflow", "airflow@local", "airflow@celery"}
+    assert by_tool["airflow"][2:5] == ("dag.test()", "3", "0.21")
+    assert by_tool["airflow"][5:7] == ("–", "–")  # dag.test() hands nothing to an executor
+    assert by_tool["airflow@local"][4:7] == ("1.01", "0.51", "0.05")
+    assert by_tool["airflow@celery"][2] == "CeleryExecutor"
+    assert by_tool["airflow@celery"][8] == "2"  # the tasks ran on two workers
+    matrix = load_matrix()
+    measured = measured_matrix(summarize(rows), matrix, matrix.weights)
+    assert set(measured) >= {"airflow", "airflow@local", "airflow@celery"}
+
+
+@pytest.mark.usefixtures("no_charts")
+def test_no_per_task_section_without_per_task_records() -> None:
+    doc = build_document_without_charts(fixture_rows())
+    assert all(section.anchor != "task-latency" for section in doc.sections)

@@ -77,7 +77,8 @@ def test_specs_parse_versions_and_name_folders() -> None:
         "mlflow-3.5.0",
         "mlflow==3.5.0",
     )
-    assert spec.requirements() == ["mlflow==3.5.0"]
+    first, *rest = registry.get_tool("mlflow").distributions
+    assert spec.requirements() == [f"{first}==3.5.0", *rest]  # the server's drivers come along
     assert envs.EnvSpec("airflow").top_level()[0].startswith("apache-airflow==3.")
     with pytest.raises(ConfigError, match="unknown tool 'jenkins'"):
         envs.EnvSpec.parse("jenkins==1.0")
@@ -201,3 +202,23 @@ def test_a_tool_command_runs_again_in_the_tool_environment(toy: Path, tmp_path: 
     assert "toy_env_tool" in listed.stdout and "ready" in listed.stdout
     record = json.loads((toy / "toy_env_tool" / envs.RECORD_FILE).read_text())
     assert record["distributions"] == 1
+
+
+def test_variants_run_in_the_tool_environment_under_their_own_row_label() -> None:
+    """``airflow@celery`` is a way to run Airflow (its declared options), not an environment."""
+    assert envs.EnvSpec.parse("airflow@celery") == envs.EnvSpec("airflow")
+    assert envs.EnvSpec.parse("Airflow==3.3.2@local") == envs.EnvSpec("airflow", "3.3.2")
+    assert envs.row_label(" Airflow@celery ") == "airflow@celery"
+    assert envs.row_label("airflow==3.3.2@local") == "airflow==3.3.2@local"
+    assert envs.variant_options("airflow@celery") == {"executor": "celery"}
+    assert envs.variant_options("airflow") == {}
+    assert envs.env_labels(["airflow", "airflow@local", "airflow@celery", "kfp"]) == [
+        "airflow",
+        "kfp",
+    ]
+    assert envs.env_label("airflow==3.3.2@celery") == "airflow==3.3.2"
+    assert envs.base_tool("airflow==3.3.2@celery") == "airflow"
+    with pytest.raises(ConfigError, match=r"airflow has no variant 'k8s' \(known: airflow@local"):
+        envs.row_label("airflow@k8s")
+    with pytest.raises(ConfigError, match="kfp has no variant 'x' \\(known: none\\)"):
+        envs.EnvSpec.parse("kfp@x")

@@ -190,7 +190,7 @@ def run_row(
 ) -> dict[str, Any]:
     """Run one spec in a worker process and return its results row (never raises for tool errors)."""
     from mlopsbench.errors import MlopsbenchError
-    from mlopsbench.toolkit.envs import EnvSpec, python_for
+    from mlopsbench.toolkit.envs import EnvSpec, python_for, variant_options
 
     base = {
         "kind": "run",
@@ -224,7 +224,12 @@ def run_row(
         "result_path": str(run_dir / "result.json"),
         "status_path": str(run_dir / "status.json"),
         "tracking_uri": cfg.tracking_uri,
-        "options": {},
+        # A run measured side by side: adapters skip demonstrations beside the pipeline.
+        "options": {
+            "benchmark": "true",
+            **((cfg.meta.get("tool_options") or {}).get(env.tool) or {}),
+            **variant_options(spec.tool),  # airflow@celery: the row's own way to run
+        },
         "spawned_at": 0.0,
     }
     request_path = run_dir / "request.json"

@@ -268,7 +268,8 @@ def check_tool_envs() -> list[Check]:
                 )
             )
             continue
-        rows.append(_env_check(label, name, tool.distributions[0], record, path))
+        first = tool.distributions[0].split("[", 1)[0]  # zenml[server] is zenml
+        rows.append(_env_check(label, name, first, record, path))
     return rows
 
 

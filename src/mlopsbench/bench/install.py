@@ -33,7 +33,7 @@ def _row(spec: envs.EnvSpec, cache: str) -> dict[str, Any]:
 def environment_rows(labels: Iterable[str]) -> list[dict[str, Any]]:
     """One row per tool environment the runs used, from its record (no install happens)."""
     rows = []
-    for label in labels:
+    for label in envs.env_labels(labels):
         spec = envs.EnvSpec.parse(label)
         record = envs.read_record(envs.env_path(spec))
         if record is None:
@@ -95,7 +95,7 @@ def measure_installs(labels: Iterable[str], work: Path) -> list[dict[str, Any]]:
     """Cold and warm builds of every tool environment among ``labels`` (needs the registry)."""
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for label in labels:
+    for label in envs.env_labels(labels):
         spec = envs.EnvSpec.parse(label)
         if spec.tool != "plain":
             rows += measure_install(spec, work)

@@ -23,11 +23,11 @@ def measure_servers(tools: Iterable[str], work: Path) -> list[dict[str, Any]]:
     environment)."""
     from mlopsbench.bench.spawn import run_child
     from mlopsbench.errors import MlopsbenchError
-    from mlopsbench.toolkit.envs import EnvSpec, python_for
+    from mlopsbench.toolkit.envs import EnvSpec, env_labels, python_for
     from mlopsbench.toolkit.registry import get_tool
 
     rows = []
-    for label in tools:
+    for label in env_labels(tools):
         spec = EnvSpec.parse(label)
         if not get_tool(spec.tool).server_probe:
             continue

@@ -35,8 +35,9 @@ def compare(
         str | None,
         typer.Option(
             "--tools",
-            help="Comma-separated tools (default: all); TOOL==VERSION adds another version of a "
-            "tool, in its own environment (e.g. mlflow,mlflow==3.5.0).",
+            help="Comma-separated tools, or all (the default); TOOL==VERSION adds another version of a "
+            "tool, in its own environment (e.g. mlflow,mlflow==3.5.0); TOOL@VARIANT another way to "
+            "run it, side by side (airflow,airflow@local,airflow@celery).",
         ),
     ] = None,
     models: Annotated[
@@ -96,6 +97,15 @@ def compare(
             help="MLflow tracking URI every tool also logs to.",
         ),
     ] = None,
+    airflow_executor: Annotated[
+        str,
+        typer.Option(
+            "--airflow-executor",
+            help="How the Airflow rows run: dag-test (dag.test(), no service), local "
+            "(LocalExecutor) or celery (2 Celery workers, Redis); the last two on a local "
+            "deployment with PostgreSQL, the DAG triggered over the REST API.",
+        ),
+    ] = "dag-test",
 ) -> None:
     """Run the same use case on every tool in its own process and write the evaluation report."""
     from mlopsbench.bench.compare import (
@@ -106,13 +116,13 @@ def compare(
     )
     from mlopsbench.bench.configs import absolutize_paths, apply_overrides, field_types
     from mlopsbench.report.matrix import load_matrix, resolve_profiles
-    from mlopsbench.toolkit.envs import EnvSpec
+    from mlopsbench.toolkit.envs import row_label
     from mlopsbench.toolkit.registry import tool_names
     from mlopsbench.usecases.registry import get_usecase
 
     case = get_usecase(usecase)
-    chosen = tools.split(",") if tools else list(tool_names())
-    tool_list = tuple(dict.fromkeys(EnvSpec.parse(t).label for t in chosen if t.strip()))
+    chosen = tools.split(",") if tools and tools.strip() != "all" else list(tool_names())
+    tool_list = tuple(dict.fromkeys(row_label(t) for t in chosen if t.strip()))
     model_list = tuple(dict.fromkeys(m.strip() for m in (models or "").split(",") if m.strip()))
     shortcuts = {
         "--epochs": ("epochs", epochs),
@@ -143,7 +153,10 @@ def compare(
         measure_install=measure_install,
         measure_servers=measure_servers,
         command="mlopsbench " + " ".join(sys.argv[1:]),
-        meta={"selected_profile": selected.to_meta()},
+        meta={
+            "selected_profile": selected.to_meta(),
+            **_tool_options(airflow_executor),
+        },
     )
     # Before the folder: a failure here writes nothing.
     prepare_environments(tool_list, tracking=bool(tracking_uri))
@@ -165,9 +178,15 @@ def prepare_environments(labels: tuple[str, ...], tracking: bool) -> None:
     cannot be built is named in one warning line and becomes a failure row; the others run."""
     from mlopsbench.cli.envs import progress_bar
     from mlopsbench.errors import MlopsbenchError
-    from mlopsbench.toolkit.envs import TRACKING_TOOL, EnvSpec, integration_env, python_for
+    from mlopsbench.toolkit.envs import (
+        TRACKING_TOOL,
+        EnvSpec,
+        env_labels,
+        integration_env,
+        python_for,
+    )
 
-    for label in labels:
+    for label in env_labels(labels):
         try:
             with progress_bar() as show:
                 python_for(EnvSpec.parse(label), create=True, progress=show)
@@ -269,3 +288,14 @@ def print_compare(rows: list[dict[str, Any]], paths: dict[str, Path]) -> None:
 
 def _number(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
+
+
+def _tool_options(airflow_executor: str) -> dict[str, Any]:
+    """``RunRequest.options`` per tool (in the meta row as ``tool_options``): the Airflow
+    executor, checked here so that a typo fails before any run."""
+    executor = airflow_executor.strip().lower()
+    if executor not in ("dag-test", "local", "celery"):
+        raise ConfigError(
+            f"--airflow-executor must be one of dag-test, local, celery, got {airflow_executor!r}"
+        )
+    return {"tool_options": {"airflow": {"executor": executor}}} if executor != "dag-test" else {}

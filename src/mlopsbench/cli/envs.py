@@ -54,7 +54,7 @@ def list_envs() -> None:
         if record is None:
             table.add_row(path.name, "?", "[red]incomplete[/]", "-", "-", "-", str(path))
             continue
-        version = record.installed.get(_first_dist(record.tool), "?")
+        version = _version_of(record)
         table.add_row(
             path.name,
             f"{record.tool} {version}",
@@ -132,11 +132,18 @@ def _specs(labels: list[str] | None) -> list[Any]:
     return [envs.EnvSpec(name) for name, tool in tools().items() if tool.distributions]
 
 
-def _first_dist(tool: str) -> str:
+def _version_of(record: Any) -> str:
+    """The tool's own version in an environment (also for a tool this install does not
+    declare: then the distribution named like the tool)."""
+    from mlopsbench.errors import ConfigError
     from mlopsbench.toolkit.registry import get_tool
 
-    dists = get_tool(tool).distributions
-    return dists[0] if dists else tool
+    try:
+        dists = get_tool(record.tool).distributions
+    except ConfigError:
+        dists = (record.tool,)
+    installed = {name.lower(): version for name, version in record.installed.items()}
+    return installed.get(dists[0].split("[")[0].lower(), "?") if dists else "?"
 
 
 @contextmanager

@@ -19,25 +19,37 @@ def register(app: typer.Typer) -> None:
 
 
 def list_tools() -> None:
-    """List the tools: installed or not, version, what a run does."""
-    from importlib import metadata
-
+    """List the tools: where each one runs (this environment or its own), version, what a
+    run does."""
     from rich.table import Table
 
-    from mlopsbench.toolkit.registry import missing_requirements, tools
+    from mlopsbench.toolkit import envs
+    from mlopsbench.toolkit.registry import tools
 
-    table = Table("tool", "available", "version", "what it runs")
+    table = Table("tool", "runs in", "version", "what it runs")
     for name, tool in tools().items():
-        missing = missing_requirements(name)
-        versions = []
-        for dist in tool.distributions[:1]:
-            try:
-                versions.append(metadata.version(dist))
-            except metadata.PackageNotFoundError:
-                versions.append("-")
-        status = "[green]yes[/]" if not missing else f"[red]no[/] (missing {', '.join(missing)})"
-        table.add_row(name, status, ", ".join(versions) or "-", tool.description)
+        where, version = _where(name, tool, envs)
+        table.add_row(name, where, version, tool.description)
     console.print(table)
+
+
+def _where(name: str, tool: Any, envs: Any) -> tuple[str, str]:
+    """Where the tool runs and its version: this interpreter, its environment, or nowhere yet."""
+    from importlib import metadata
+
+    first = tool.distributions[0].split("[", 1)[0] if tool.distributions else None
+    if envs.importable_here(name):
+        try:
+            version = metadata.version(first) if first else "-"
+        except metadata.PackageNotFoundError:
+            version = "-"
+        return "[green]this environment[/]", version
+    record = envs.read_record(envs.env_path(envs.EnvSpec(name)))
+    if record is None:
+        locked = envs.locked_version(name) if first else None
+        return "[yellow]its environment (not created yet)[/]", locked or "-"
+    installed = {k.lower(): v for k, v in record.installed.items()}
+    return "[green]its environment[/]", installed.get(str(first).lower(), "?")
 
 
 def register_tool_commands(app: typer.Typer) -> None:

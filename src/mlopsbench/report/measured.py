@@ -14,6 +14,7 @@ from typing import Any
 
 from mlopsbench.report.aggregate import Summary
 from mlopsbench.report.matrix import PaperMatrix, weighted_total
+from mlopsbench.toolkit.envs import base_tool, env_label
 
 # Constants of the instrumentation formula: lines touching the tool's API, distinct API names.
 LINES_PER_POINT = 40
@@ -120,12 +121,12 @@ def measured_matrix(
     counts = summary.meta.get("instrumentation", {})
     out: dict[str, dict[str, Any]] = {}
     for tool in summary.tools:
-        base = tool.split("==", 1)[0]  # another version of a tool shares its pipeline and paper row
+        base = base_tool(tool)  # another version or variant shares its pipeline and paper row
         row: dict[str, Any] = {}
         for criterion in matrix.criteria:
             key = criterion.key
             if key == "installation":
-                score = installs.get(tool, MeasuredScore(None, "n/a", "not measured"))
+                score = installs.get(env_label(tool)) or MeasuredScore(None, "n/a", "not measured")
             elif key == "instrumentation":
                 score = instrumentation_score(counts.get(base, {}))
             elif key == "interpretability":

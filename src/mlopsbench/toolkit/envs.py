@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -64,6 +64,9 @@ class EnvSpec:
 
     @classmethod
     def parse(cls, text: str) -> EnvSpec:
+        """``TOOL``, ``TOOL==VERSION``; a ``@VARIANT`` suffix (a way to run, not an
+        environment) is checked against the tool's declaration and left out."""
+        text, _variant = split_variant(text)
         name, sep, version = text.strip().partition("==")
         tool = get_tool(name).name
         if sep and not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version.strip()):
@@ -100,6 +103,51 @@ class EnvSpec:
         return [f"{first}=={self.version}", *rest]
 
 
+def split_variant(label: str) -> tuple[str, str | None]:
+    """``airflow==3.3.2@celery`` -> (``airflow==3.3.2``, ``celery``); an unknown variant is a
+    one-line ConfigError naming the tool's variants."""
+    text, sep, variant = label.strip().partition("@")
+    if not sep:
+        return text, None
+    tool = get_tool(text.partition("==")[0]).name
+    declared = get_tool(tool).variants
+    if variant.strip() not in declared:
+        known = ", ".join(f"{tool}@{name}" for name in declared) or "none"
+        raise ConfigError(f"{label.strip()!r}: {tool} has no variant {variant!r} (known: {known})")
+    return text.strip(), variant.strip()
+
+
+def variant_options(label: str) -> dict[str, str]:
+    """The run options a row label's ``@VARIANT`` sets (none without one)."""
+    text, variant = split_variant(label)
+    if variant is None:
+        return {}
+    return dict(get_tool(text.partition("==")[0]).variants[variant])
+
+
+def row_label(text: str) -> str:
+    """How a ``compare --tools`` entry names its rows: ``mlflow``, ``mlflow==3.5.0``,
+    ``airflow@celery`` (normalised; checked)."""
+    spec = EnvSpec.parse(text)
+    _, variant = split_variant(text)
+    return spec.label if variant is None else f"{spec.label}@{variant}"
+
+
+def env_labels(labels: Iterable[str]) -> list[str]:
+    """The environments behind row labels, once each (``airflow@celery`` runs in ``airflow``)."""
+    return list(dict.fromkeys(EnvSpec.parse(label).label for label in labels))
+
+
+def env_label(label: str) -> str:
+    """``airflow==3.3.2@celery`` -> ``airflow==3.3.2``: the environment a row ran in."""
+    return label.split("@", 1)[0]
+
+
+def base_tool(label: str) -> str:
+    """``mlflow==3.5.0`` or ``airflow@celery`` -> the tool: its pipeline, paper row, colour."""
+    return label.split("@", 1)[0].split("==", 1)[0]
+
+
 @dataclass
 class EnvRecord:
     """What ``mlopsbench-env.json`` says about an environment."""
@@ -119,11 +167,20 @@ class EnvRecord:
 def envs_root() -> Path:
     """``$MLOPSBENCH_ENVS``, else ``<core environment>/mlopsbench-envs``."""
     configured = os.environ.get(ENVS_ENV, "").strip()
-    return (
-        Path(configured).expanduser().resolve()
-        if configured
-        else Path(sys.prefix) / "mlopsbench-envs"
-    )
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return core_prefix() / "mlopsbench-envs"
+
+
+def core_prefix() -> Path:
+    """The core environment's prefix — also from inside a tool environment, whose own
+    ``sys.prefix`` is the tool's: its layering ``.pth`` names the core's site-packages."""
+    layer = site_packages(Path(sys.prefix)) / CORE_PTH
+    if layer.is_file():
+        named = re.search(r"\['([^']+)'", layer.read_text())
+        if named:
+            return Path(named.group(1)).parents[2]  # <prefix>/lib/pythonX.Y/site-packages
+    return Path(sys.prefix)
 
 
 def env_path(spec: EnvSpec, root: Path | None = None) -> Path:
@@ -145,7 +202,7 @@ def site_packages(prefix: Path) -> Path:
 
 def core_site_packages() -> Path:
     """The core environment's site-packages (where this mlopsbench and torch are installed)."""
-    return site_packages(Path(sys.prefix))
+    return site_packages(core_prefix())
 
 
 def read_record(path: Path) -> EnvRecord | None:
@@ -247,7 +304,8 @@ LOCK_HEADER = """# {tool}'s own packages, pinned: what `mlopsbench env create {t
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """A distribution's canonical name, without extras (``zenml[server]`` -> ``zenml``)."""
+    return re.sub(r"[-_.]+", "-", name.split("[", 1)[0]).lower()
 
 
 def _lock_pins(path: Path) -> dict[str, str]:

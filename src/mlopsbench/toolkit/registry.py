@@ -25,6 +25,11 @@ BUILTIN = (
     "mlopsbench.tools.metaflow",
     "mlopsbench.tools.airflow",
     "mlopsbench.tools.kfp",
+    "mlopsbench.tools.dagster",
+    "mlopsbench.tools.wandb",
+    "mlopsbench.tools.dvc",
+    "mlopsbench.tools.prefect",
+    "mlopsbench.tools.zenml",
 )
 EXTRA_TOOLS_ENV = "MLOPSBENCH_TOOLS"
 

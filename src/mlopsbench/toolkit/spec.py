@@ -41,6 +41,9 @@ class Tool:
     # Names of tool objects passed around untyped (``client: Any``) -> the API they stand for.
     conventional_instances: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     ci_paths: tuple[str, ...] = ()  # extra paths (beyond its folder) whose change runs its CI job
+    # Named ways to run the same pipeline, selectable as ``TOOL@VARIANT`` in ``compare --tools``
+    # (e.g. ``airflow@celery``): each is the run options (``RunRequest.options``) it sets.
+    variants: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def requires(self) -> tuple[str, ...]:

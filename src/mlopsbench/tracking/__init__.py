@@ -48,10 +48,12 @@ from mlopsbench.tracking.runs import (
     log_artifact_files,
     log_batch,
     log_run_to_mlflow,
+    log_stages_to_mlflow,
     param_value,
     standard_tags,
 )
 from mlopsbench.tracking.store import (
+    absolute_store_uri,
     artifact_location_for,
     check_server,
     check_tracking_uri,
@@ -73,6 +75,7 @@ __all__ = [
     "PYFUNC_MODEL_FILE",
     "PYFUNC_SPEC",
     "PackagedModel",
+    "absolute_store_uri",
     "artifact_folder",
     "artifact_location_for",
     "artifact_paths",
@@ -93,6 +96,7 @@ __all__ = [
     "log_batch",
     "log_core_model",
     "log_run_to_mlflow",
+    "log_stages_to_mlflow",
     "logged_model_id",
     "model_signature",
     "module_source",

@@ -10,7 +10,14 @@ MLflow "models from code": ``python_model`` is the file ``tools/mlflow/pipeline/
   ``model_config`` would also become run params and could clash with the config's);
 - ``code_paths``: the core modules serving needs (:mod:`mlopsbench.tracking.codepaths`);
 - ``signature`` from the use case's ``input_kind``, ``input_example`` from its ``test_inputs``;
-- ``pip_requirements``: pinned, given explicitly (inferring them costs ~13 s).
+- ``pip_requirements``: pinned, given explicitly (inferring them costs ~13 s);
+- ``metadata``: for a pre-trained checkpoint used as it is, the reference it is logged by.
+
+A model folder may hold a checkpoint's weights (safetensors) or only :data:`REFERENCE_FILE`, a
+pre-trained checkpoint named by name, revision and the sha256 of its weights (written by the
+sentiment core for a model it did not fine-tune): then the logged model carries that reference
+(a few hundred bytes, also in the MLmodel file's ``metadata``), never the weights, and resolves
+it to the local folder or the Hugging Face cache when it loads.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from mlopsbench.tracking.codepaths import (
     stage_core_code,
 )
 from mlopsbench.tracking.store import import_mlflow
+from mlopsbench.usecases.common.modelfiles import REFERENCE_FILE  # read as plain JSON
 
 # The models-from-code file, found by path: importing mlopsbench.tools.mlflow from here would tie
 # every tool that logs through this package to the MLflow tool (import-linter's independence).
@@ -58,6 +66,7 @@ class PackagedModel:
     signature: Any
     input_example: Any
     pip_requirements: list[str]
+    metadata: dict[str, Any] | None = None
 
     def log_model_kwargs(self) -> dict[str, Any]:
         return {item.name: getattr(self, item.name) for item in fields(self)}
@@ -96,6 +105,7 @@ def packaged_model(
                 signature=model_signature(case.input_kind),
                 input_example=input_example(case, data_path),
                 pip_requirements=pip_requirements(case.name),
+                metadata=model_metadata(model_dir),
             )
 
 
@@ -115,6 +125,17 @@ def log_core_model(
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(PYFUNC_MODEL_FILE), **package.log_model_kwargs()
         )
+
+
+def model_metadata(model_dir: Path) -> dict[str, Any] | None:
+    """``{"pretrained_reference": ...}`` for a model folder that refers to a checkpoint."""
+    reference = model_dir / REFERENCE_FILE
+    if not reference.is_file():
+        return None
+    try:
+        return {"pretrained_reference": json.loads(reference.read_text(encoding="utf-8"))}
+    except (OSError, ValueError):
+        raise DataError(f"unreadable model reference {reference}") from None
 
 
 def model_spec(case: Any, settings: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -208,6 +208,40 @@ def _is_file(path: str | None) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
+def log_stages_to_mlflow(
+    tracking_uri: str | None,
+    *,
+    tool: str,
+    usecase: str,
+    run_name: str,
+    config: Any,
+    data: Mapping[str, Any],
+    model: Mapping[str, Any],
+    evaluation: Mapping[str, Any],
+    tags: Mapping[str, Any] | None = None,
+    store_root: str | Path | None = None,
+) -> dict[str, Any]:
+    """:func:`log_run_to_mlflow` from what the core's three stages returned, as a pipeline that
+    passes them between its steps has them (``prepare_data``, the model stage, ``evaluate_model``).
+    """
+    gate = evaluation.get("gate") or {}
+    gate_tag = {"mlopsbench.gate_passed": gate["passed"]} if "passed" in gate else {}
+    return log_run_to_mlflow(
+        tracking_uri,
+        tool=tool,
+        usecase=usecase,
+        run_name=run_name,
+        params=config.to_dict(),
+        metrics=evaluation["metrics"],
+        history=model.get("history") or [],
+        artifacts=evaluation.get("artifacts") or {},
+        model_dir=model["model_dir"],
+        dataset=dict(data),
+        tags={**gate_tag, **(tags or {})},
+        store_root=store_root,
+    )
+
+
 @timed_stage  # its own "seconds", like a core stage: tools report it without timing code
 def log_run_to_mlflow(
     tracking_uri: str | None,

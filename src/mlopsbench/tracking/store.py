@@ -123,6 +123,21 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(path[1:] if path.startswith("/") else path)
 
 
+def absolute_store_uri(uri: str) -> str:
+    """A relative SQLite store or bare folder, as typed where the user stands, made absolute.
+
+    Pipelines run in their own run folder (a flow's, a DAG's, a stage's), where a relative
+    store would point somewhere else; servers and absolute URIs come back unchanged.
+    """
+    db_path = sqlite_path(uri)
+    if db_path is not None and not db_path.is_absolute():
+        return f"{uri.split('://', 1)[0]}:///{db_path.expanduser().resolve()}"
+    bare_path = ":" not in uri.split("/", 1)[0] and not uri.startswith("databricks")
+    if bare_path and uri_scheme(uri) == "file":
+        return str(Path(uri).expanduser().resolve())
+    return uri
+
+
 def artifact_location_for(uri: str, store_root: str | Path) -> str | None:
     """Where new experiments keep artifacts: next to a SQLite file, or in ``store_root``.
 

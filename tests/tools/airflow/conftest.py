@@ -67,23 +67,29 @@ def quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def airflow_worker() -> Callable[..., tuple[int, dict[str, Any], Path]]:
-    """``airflow_worker(tmp, *args, ...)``: run the worker in an isolated home (see run_worker)."""
+    """``airflow_worker(tmp, command, request, ...)``: run the worker in an isolated home (see
+    run_worker)."""
     return run_worker
 
 
 def run_worker(
     tmp: Path,
-    *args: str,
+    command: str,
+    request: dict[str, Any] | None = None,
+    *,
     dags_folder: Path = DAGS_FOLDER,
     extra_env: dict[str, str] | None = None,
     timeout: float = 240,
 ) -> tuple[int, dict[str, Any], Path]:
-    """Run ``python -m mlopsbench.tools.airflow.worker ARGS`` in an isolated home under ``tmp``.
+    """Run ``python -m mlopsbench.tools.airflow.worker COMMAND --request R.json`` in an isolated
+    home under ``tmp``, the way the adapter does (exit code kept: the tests check it).
 
     Returns (exit code, its JSON result, the home folder).
     """
     home = tmp / "airflow_home"
     result = tmp / "worker.json"
+    request_path = tmp / "worker-request.json"
+    request_path.write_text(json.dumps(request or {}))
     env = airflow_env(
         home,
         artifact_root=tmp / "artifacts",
@@ -91,17 +97,31 @@ def run_worker(
         alerts_log=tmp / "alerts.jsonl",
         extra={"OMP_NUM_THREADS": "1", **(extra_env or {})},
     )
-    command = [
-        sys.executable,
-        "-m",
-        "mlopsbench.tools.airflow.worker",
-        *args,
-        "--result",
-        str(result),
-    ]
+    args = [sys.executable, "-m", "mlopsbench.tools.airflow.worker", command]
+    args += ["--request", str(request_path), "--result", str(result)]
     with open(tmp / "worker.log", "wb") as log:
         done = subprocess.run(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
         )
     payload = json.loads(result.read_text()) if result.exists() else {}
     return done.returncode, payload, home
+
+
+@pytest.fixture
+def service_dir(tmp_path: Path) -> Iterator[Path]:
+    """A home for a deployment with PostgreSQL: ``tmp_path`` when we are not root; as root, a
+    fresh folder under /tmp that the ``postgres`` user can enter (pytest's own temporary
+    folders are 0700, root's only)."""
+    import os
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="mlopsbench-airflow-", dir="/tmp"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -166,9 +166,8 @@ def test_task_fails_once_and_succeeds_on_retry(tmp_path: Path, airflow_worker: W
     dags.mkdir()
     marker = tmp_path / "tried-once"
     (dags / "flaky.py").write_text(FLAKY_DAG.replace("MARKER", str(marker)))
-    (tmp_path / "conf.json").write_text("{}")
     code, worker, home = airflow_worker(
-        tmp_path, "run", "--dag-id", "flaky", "--conf", str(tmp_path / "conf.json"), "--migrate",
+        tmp_path, "run", {"dag_id": "flaky", "conf": {}, "migrate": True},
         dags_folder=dags,
         extra_env={dag_support.ENV_RETRIES: "1", dag_support.ENV_RETRY_DELAY: "0.5"},
     )  # fmt: skip

@@ -45,6 +45,6 @@ def test_a_worker_without_result_is_one_line_error(
 ) -> None:
     monkeypatch.setattr(common, "WORKER_MODULE", "mlopsbench_no_such_worker")
     with pytest.raises(MlopsbenchError, match="without a result") as raised:
-        common.run_worker(["run"], {}, tmp_path / "r.json", tmp_path / "w.log", timeout_s=60)
+        common.run_worker("run", {}, {}, tmp_path, tmp_path / "w.log", timeout_s=60)
     assert "No module named mlopsbench_no_such_worker" in str(raised.value)
     assert "\n" not in str(raised.value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +31,9 @@ def parsed(tmp_path_factory: pytest.TempPathFactory, airflow_worker: Worker) -> 
 
 def test_dag_bag_loads_every_dag_file_without_import_errors(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
-    assert sorted(parsed["dags"]) == sorted(common.all_dag_ids())
+    assert sorted(parsed["dags"]) == sorted(common.served_dag_ids())
     # The helper modules next to the DAG files are not parsed as DAG files (.airflowignore).
-    assert parsed["parsed_files"] == sorted(f"{dag_id}.py" for dag_id in common.all_dag_ids())
+    assert parsed["parsed_files"] == sorted(f"{dag_id}.py" for dag_id in common.served_dag_ids())
     # Parsing must stay cheap: the core (torch, sklearn, matplotlib) loads inside tasks only.
     assert parsed["heavy_modules_loaded"] == []
 
@@ -59,6 +58,25 @@ def test_dag_shape(parsed: dict[str, Any], usecase: str) -> None:
     assert dag["params"] == {**defaults, **dict.fromkeys(dag_support.TOOL_PARAMS)}
 
 
+def test_models_dag_maps_training_and_evaluation_over_the_models(parsed: dict[str, Any]) -> None:
+    """The digits models side by side: one dataset, then one mapped task instance per model
+    for training and for evaluation, then the best one through the gate."""
+    dag = parsed["dags"][common.MODELS_DAG_ID]
+    assert dag["tasks"] == sorted(
+        ["prepare_data", "models_to_train", "build_model", "evaluate_model", "pick_best"]
+    )
+    assert dag["downstream"]["prepare_data"] == ["build_model", "evaluate_model"]
+    assert dag["downstream"]["models_to_train"] == ["build_model"]
+    assert dag["downstream"]["build_model"] == ["evaluate_model"]
+    assert dag["downstream"]["evaluate_model"] == ["pick_best"]
+    assert dag["mapped"] == ["build_model", "evaluate_model"]
+    # Its params: the core config's settings (as in mlopsbench_digits) plus the models, whose
+    # choices and default are the config's model choices.
+    digits = parsed["dags"][common.dag_id("digits")]["params"]
+    assert dag["params"] == {**digits, "models": ["simple", "deep", "cnn"]}
+    assert dag["retries"] == dag_support.DEFAULT_RETRIES
+
+
 def test_cron_schedule_and_retries_come_from_the_environment(
     tmp_path: Path, airflow_worker: Worker
 ) -> None:
@@ -69,6 +87,7 @@ def test_cron_schedule_and_retries_come_from_the_environment(
     }
     code, result, _ = airflow_worker(tmp_path, "inspect", extra_env=env)
     assert code == 0, result
+    assert set(result["dags"]) == set(common.served_dag_ids())
     for dag in result["dags"].values():
         assert "0 3 * * *" in dag["schedule"]
         assert (dag["retries"], dag["retry_delay_s"]) == (4, 5.0)
@@ -84,14 +103,19 @@ def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: 
     code, result, _ = airflow_worker(tmp_path, "inspect", dags_folder=folder, extra_env=bad_env)
     assert code == 0
     errors = {Path(path).name: error for path, error in result["import_errors"].items()}
-    assert sorted(errors) == ["broken.py", "mlopsbench_digits.py", "mlopsbench_sentiment.py"]
+    assert sorted(errors) == [
+        "broken.py",
+        "mlopsbench_digits.py",
+        "mlopsbench_digits_models.py",
+        "mlopsbench_sentiment.py",
+    ]
     assert "mlopsbench_no_such_module" in errors["broken.py"]
     assert (
         "MLOPSBENCH_AIRFLOW_RETRIES must be a number >= 0, got 'many'"
         in errors["mlopsbench_digits.py"]
     )
     code, result, _ = airflow_worker(
-        tmp_path, "run", "--dag-id", "mlopsbench_digits", "--conf", _conf(tmp_path, {}),
+        tmp_path, "run", {"dag_id": "mlopsbench_digits", "conf": {}},
         dags_folder=folder, extra_env=bad_env,
     )  # fmt: skip
     assert code == 2 and result["error_type"] == "DagImportError"
@@ -102,9 +126,9 @@ def test_bad_params_fail_before_any_run(tmp_path: Path, airflow_worker: Worker) 
     # Airflow checks values against the params' JSON schema (types, choices); unknown keys
     # (which Airflow would accept silently) are caught by the worker. Both are reported at once,
     # before any DB work. Value ranges are the core config's to check, in the first task.
-    conf = _conf(tmp_path, {"epochs": "many", "epoch": 3, "model": "simple"})
+    conf = {"epochs": "many", "epoch": 3, "model": "simple"}
     code, result, home = airflow_worker(
-        tmp_path, "run", "--dag-id", "mlopsbench_digits", "--conf", conf, "--migrate"
+        tmp_path, "run", {"dag_id": "mlopsbench_digits", "conf": conf, "migrate": True}
     )
     assert code == 2 and result["error_type"] == "ConfigError"
     assert result["error"] == (
@@ -124,9 +148,3 @@ def test_uninitialised_db_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"not initialised: run `airflow db migrate`") as caught:
         adapter.run(request)
     assert "\n" not in str(caught.value)
-
-
-def _conf(tmp: Path, conf: dict[str, Any]) -> str:
-    path = tmp / "conf.json"
-    path.write_text(json.dumps(conf))
-    return str(path)

@@ -14,6 +14,7 @@ import pytest
 
 from mlopsbench.toolkit.registry import get_tool
 from mlopsbench.tools.mlflow.pipeline import run_pipeline as pipeline
+from mlopsbench.usecases.arguments import parse_usecase_args
 from mlopsbench.usecases.digits.config import DigitsConfig
 from mlopsbench.usecases.registry import all_usecases
 from mlopsbench.usecases.sentiment.config import SentimentConfig
@@ -87,9 +88,9 @@ def test_a_core_default_change_reaches_the_pipelines_parameters(
     _patch_default(monkeypatch, SentimentConfig, "max_length", max_length)
     assert DigitsConfig().epochs == epochs  # the patch is what an edit of the core would do
 
-    _, cfg, _ = pipeline.parse_arguments(["digits"])
+    _, cfg, _ = parse_usecase_args(pipeline.argument_parser(), ["digits"])
     assert cfg.epochs == epochs and cfg.to_dict()["epochs"] == epochs  # what log_params logs
-    case, cfg, _ = pipeline.parse_arguments(["sentiment", "--smoke"])
+    case, cfg, _ = parse_usecase_args(pipeline.argument_parser(), ["sentiment", "--smoke"])
     assert cfg.max_length == max_length
     assert case.serving.settings_of(cfg)["max_length"] == max_length  # kept by the model
     with pytest.raises(SystemExit):

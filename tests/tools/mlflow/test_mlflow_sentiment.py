@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -53,3 +55,56 @@ def test_sentiment_pyfunc_takes_a_text_column(sentiment_run: RunResult, store: S
     assert served["label"].tolist() == predict(core_model, tokenizer, texts).preds.tolist()
     with pytest.raises(Exception, match="text"):
         model.predict(pd.DataFrame({"review": texts}))
+
+
+@pytest.fixture(scope="module")
+def reference_run(store: Store, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """A checkpoint used as it is (``--model-path``, no fine-tuning): logged by reference."""
+    from mlopsbench.usecases.sentiment import stages
+
+    folder = tmp_path_factory.mktemp("pretrained")
+    checkpoint = stages.prepare_model(SentimentConfig(smoke=True), folder)["model_dir"]
+    cfg = SentimentConfig(model_path=checkpoint, source="fixture")
+    return adapter.run(store.request("sentiment-reference", cfg, "sentiment"))
+
+
+def test_a_pretrained_checkpoint_is_logged_by_reference(
+    reference_run: RunResult, store: Store
+) -> None:
+    import json
+
+    import mlflow.artifacts
+
+    from mlopsbench.usecases.sentiment.model import read_reference
+
+    assert reference_run.status == "ok", reference_run.error
+    info = reference_run.tool_info
+    assert info["validation_status"] == "approved"
+    assert reference_run.metrics["validation_accuracy"] == reference_run.metrics["accuracy"]
+    reference = read_reference(reference_run.artifacts["model"])
+    client = store.client()
+    model_id = tracking.logged_model_id(client.get_model_version(info["model_name"], "1"))
+    assert model_id is not None
+    files = []
+    folders = [""]
+    while folders:  # every file of the logged model, recursively
+        for item in client.list_logged_model_artifacts(model_id, folders.pop() or None):
+            (folders if item.is_dir else files).append(item.path)
+    assert "artifacts/model/reference.json" in files
+    assert not [f for f in files if f.endswith((".safetensors", ".bin"))], files
+    root = client.get_logged_model(model_id).artifact_location
+
+    def read(path: str) -> str:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{path}")
+        return Path(local).read_text()
+
+    assert reference["weights"]["model.safetensors"]["sha256"] in read("MLmodel")
+    logged = json.loads(read("artifacts/model/reference.json"))
+    assert logged == reference
+    # The registered version resolves its reference and serves the checkpoint's labels.
+    tracking.use_tracking_uri(store.uri)
+    served = tracking.load_registered_model(f"models:/{info['model_name']}@champion")
+    texts = ["A moving, beautifully acted film.", "Dull and far too long."]
+    assert served.predict(pd.DataFrame({"text": texts}))["label"].tolist() in ([1, 0], [0, 1])
+    expected = dict.fromkeys(adapter.EVIDENCE_KEYS, True) | {"per_epoch_metrics": False}
+    assert adapter.evidence(reference_run) == expected  # nothing trained: no epochs

@@ -76,3 +76,28 @@ def test_paper_class_names_are_accepted() -> None:
 def test_unknown_model_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown model 'resnet'"):
         build_model("resnet")
+
+
+def test_cnn_pooling_before_relu_is_the_papers_function() -> None:
+    """The CNN pools before its ReLUs: outputs and gradients equal conv -> BN -> ReLU -> pool."""
+    torch.manual_seed(0)
+    cnn = CNN().train()
+    c = cnn.conv
+    paper_order = torch.nn.Sequential(
+        c[0], c[1], torch.nn.ReLU(), c[2], c[4], c[5], torch.nn.ReLU(), c[6]
+    )
+    x = torch.randn(16, 1, 28, 28)
+    mine = cnn.conv(x)
+    mine_grads = torch.autograd.grad(mine.square().sum(), list(cnn.conv.parameters()))
+    theirs = paper_order(x)
+    their_grads = torch.autograd.grad(theirs.square().sum(), list(cnn.conv.parameters()))
+    assert torch.equal(mine, theirs)
+    for a, b in zip(mine_grads, their_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert list(cnn.state_dict()) == [f"conv.{i}.{k}" for i in (0,) for k in ("weight", "bias")] + [
+        f"conv.1.{k}"
+        for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    ] + [f"conv.4.{k}" for k in ("weight", "bias")] + [
+        f"conv.5.{k}"
+        for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    ] + ["fc.1.weight", "fc.1.bias", "out.weight", "out.bias"]

@@ -149,3 +149,12 @@ def test_auto_precision_follows_the_hardware(
     assert infer.resolve_precision("auto", "cpu") == "fp32"
     _, info = infer.predict_guarded(model, tok, texts, precision="auto")
     assert info["precision_used"] == "fp32" and info["agreement"] is None
+
+
+def test_long_reviews_are_batched_under_a_token_budget() -> None:
+    lengths = np.array([512, 500, 490, 480, 470, 100, 90, 80, 70, 60, 50, 40, 30, 20, 10, 5000])
+    batches = infer.length_batches(lengths, 8, max_tokens=2048)
+    assert [len(b) for b in batches] == [1, 4, 4, 7]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert all(len(b) * lengths[b].max() <= 2048 for b in batches if len(b) > 1)
+    assert [len(b) for b in infer.length_batches(lengths[:5], 8)] == [2, 2, 1]  # default cap

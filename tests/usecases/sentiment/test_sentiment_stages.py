@@ -97,3 +97,39 @@ def test_fine_tune_path_continues_training(trained: dict[str, Any], tmp_path: Pa
     a = (tmp_path / "a" / "model" / "model.safetensors").read_bytes()
     b = (tmp_path / "b" / "model" / "model.safetensors").read_bytes()
     assert a == b != Path(base, "model.safetensors").read_bytes()
+
+
+def test_evaluate_scores_an_already_loaded_predictor(
+    evaluated: dict[str, Any],
+    trained: dict[str, Any],
+    smoke_cfg: SentimentConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Score once: a served model loaded elsewhere (a registry) is evaluated as it is, with
+    every artefact, and the model folder is not loaded a second time."""
+    from mlopsbench.usecases.sentiment import model as model_module
+    from mlopsbench.usecases.sentiment.serving import Predictor, settings_of
+
+    predictor = Predictor(trained["model"]["model_dir"], settings_of(smoke_cfg))
+
+    def no_second_load(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model folder was loaded again")
+
+    monkeypatch.setattr(model_module, "load_classifier", no_second_load)
+    result = stages.evaluate_model(
+        smoke_cfg,
+        trained["data"]["data_path"],
+        trained["model"]["model_dir"],
+        tmp_path,
+        history_path=trained["model"]["history_path"],
+        predictor=predictor,
+    )
+    assert result["metrics"] == evaluated["metrics"]
+    assert result["confusion"] == evaluated["confusion"]
+    assert set(result["artifacts"]) == set(evaluated["artifacts"])
+    with (
+        np.load(result["artifacts"]["embeddings"]) as mine,
+        np.load(evaluated["artifacts"]["embeddings"]) as theirs,
+    ):
+        assert np.allclose(mine["embeddings"], theirs["embeddings"], atol=1e-5)

@@ -15,7 +15,14 @@ TOOL = Tool(
     title="Airflow",
     description="Airflow 3 TaskFlow DAG run with dag.test() on an isolated SQLite home",
     package=__name__,
-    distributions=("apache-airflow", "apache-airflow-providers-standard"),
+    distributions=(
+        "apache-airflow",
+        "apache-airflow-providers-standard",
+        # CeleryExecutor (celery[redis]) and PostgreSQL as the metadata DB (sync + async drivers)
+        "apache-airflow-providers-celery",
+        "psycopg2-binary",
+        "asyncpg",
+    ),
     api_packages=("airflow",),
     commands="commands",
     server_probe="probe:time_to_healthy",
@@ -26,9 +33,14 @@ TOOL = Tool(
         "scheduler",
         "dag-processor",
         "metadata database (SQLite dev / PostgreSQL)",
+        "Celery workers + Redis broker (CeleryExecutor)",
     ),
     services_note="dag.test() runs a DAG with no service; the UI needs the three processes "
-    "plus the database.",
+    "plus the database; `server airflow --executor celery` adds PostgreSQL, Redis and workers.",
+    variants={
+        "local": {"executor": "local"},  # LocalExecutor on a local PostgreSQL deployment
+        "celery": {"executor": "celery"},  # + Redis and two Celery workers
+    },
     conventional_instances={
         "dag_run": "airflow.models.DagRun()",
         "ti": "airflow.models.TaskInstance()",

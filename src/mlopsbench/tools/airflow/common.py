@@ -7,17 +7,12 @@ processes (:func:`run_worker`).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlopsbench.errors import ConfigError, DataError, MlopsbenchError
-from mlopsbench.support.logs import log_reason
+from mlopsbench.support import workers
 from mlopsbench.tools.airflow.pipeline.alerts import ENV_ALERT_LOG
 from mlopsbench.tools.airflow.pipeline.dag_support import ENV_ARTIFACT_ROOT
 from mlopsbench.usecases.registry import all_usecases
@@ -25,11 +20,6 @@ from mlopsbench.usecases.registry import all_usecases
 # The DAG files (and their helpers, which .airflowignore keeps from being parsed as DAGs).
 DAGS_FOLDER = Path(__file__).resolve().parent / "pipeline"
 WORKER_MODULE = "mlopsbench.tools.airflow.worker"
-# User errors the worker reports by name, raised again as themselves in the parent.
-_WORKER_ERRORS: dict[str, type[MlopsbenchError]] = {
-    "ConfigError": ConfigError,
-    "DataError": DataError,
-}
 
 
 def dag_id(usecase: str) -> str:
@@ -38,7 +28,34 @@ def dag_id(usecase: str) -> str:
 
 
 def all_dag_ids() -> tuple[str, ...]:
+    """One DAG per use case (what ``run --tool airflow`` and ``compare`` run)."""
     return tuple(dag_id(usecase.name) for usecase in all_usecases())
+
+
+# DAG files that are no use case's pipeline: the digits models trained side by side.
+MODELS_DAG_ID = "mlopsbench_digits_models"
+
+
+def served_dag_ids() -> tuple[str, ...]:
+    """Every DAG of the DAGs folder: what a server waits for before it says it is ready."""
+    return (*all_dag_ids(), MODELS_DAG_ID)
+
+
+# Set in a Celery worker's environment: its name, which its task instances record as hostname.
+ENV_WORKER_NAME = "MLOPSBENCH_AIRFLOW_WORKER"
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the Celery workers: ``<worker>@<host>``.
+
+    Airflow records the host a task ran on; several workers on one machine would all record
+    the same name, so each one prefixes its own (``celery-1@myhost``).
+    """
+    import socket
+
+    host = socket.getfqdn()
+    name = os.environ.get(ENV_WORKER_NAME, "").strip()
+    return f"{name}@{host}" if name else host
 
 
 def sqlite_url(db_path: str | Path) -> str:
@@ -78,43 +95,21 @@ def airflow_env(
 
 
 def run_worker(
-    args: Sequence[str],
+    command: str,
+    request: Mapping[str, Any] | None,
     env: Mapping[str, str],
-    result_path: Path,
+    folder: Path,
     log_path: Path,
     timeout_s: float,
 ) -> dict[str, Any]:
-    """Run ``python -m mlopsbench.tools.airflow.worker ARGS --result RESULT`` and return its JSON.
+    """``python -m mlopsbench.tools.airflow.worker COMMAND`` on ``request``; its JSON result.
 
-    A user error the worker reports is raised again as itself, in one line; a worker that died
-    without a result (or ran past ``timeout_s``) is an MlopsbenchError pointing at its log.
-    ``spawned_at`` and ``exited_at`` (epoch seconds) are added, so that the caller can tell the
-    interpreter's start-up and exit from the worker's own ``started_at`` / ``finished_at``.
+    The shared worker protocol (:func:`mlopsbench.support.workers.run_worker`): request and
+    result files in ``folder``, the child in its own process group, a user error it reports
+    raised again as itself in one line, a worker that died without a result (or ran past
+    ``timeout_s``) an MlopsbenchError pointing at its log; ``spawned_at`` / ``exited_at`` added.
     """
-    result_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", WORKER_MODULE, *args, "--result", str(result_path)]
-    spawned_at = time.time()
-    with open(log_path, "wb") as log_file:
-        try:
-            done = subprocess.run(
-                command, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT,
-                timeout=timeout_s, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise MlopsbenchError(
-                f"Airflow worker `{' '.join(args[:1])}` did not finish within {timeout_s:.0f} s "
-                f"(log: {log_path})"
-            ) from None
-    exited_at = time.time()
-    try:
-        payload = json.loads(result_path.read_text())
-    except (OSError, ValueError):
-        reason = log_reason(log_path) or "no output"
-        raise MlopsbenchError(
-            f"Airflow worker exited with code {done.returncode} without a result "
-            f"({reason}; log: {log_path})"
-        ) from None
-    if "error" in payload:
-        error_class = _WORKER_ERRORS.get(str(payload.get("error_type")), MlopsbenchError)
-        raise error_class(str(payload["error"]).splitlines()[0])
-    return {**payload, "spawned_at": spawned_at, "exited_at": exited_at}
+    return workers.run_worker(
+        WORKER_MODULE, command, request, what="Airflow worker", folder=folder, env=env,
+        log_path=log_path, timeout_s=timeout_s,
+    )  # fmt: skip

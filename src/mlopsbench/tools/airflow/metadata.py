@@ -9,6 +9,7 @@ configuration in the harness process. The alerts log the DAG callbacks append to
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,13 @@ class TaskRecord:
     start: float | None  # epoch seconds
     end: float | None
     duration: float | None
+    map_index: int = -1  # >= 0: one instance of a mapped task (recorded as ``task_id[i]``)
+    hostname: str | None = None  # where it ran (a Celery worker: ``celery-1@host``)
+    queue: str | None = None
+    queued: float | None = None  # handed to the executor (epoch seconds)
+    scheduled: float | None = None  # the scheduler decided it can run
+    upstream: list[str] = field(default_factory=list)  # task ids it waited for
+    tries: list[dict[str, Any]] = field(default_factory=list)  # earlier tries: state, hostname
 
 
 @dataclass
@@ -59,6 +67,19 @@ class DagRunRecord:
         starts = [t.start for t in self.tasks.values() if t.start is not None]
         return min(starts) if starts else None
 
+    def hosts(self) -> dict[str, str | None]:
+        """Where each task instance (``task_id`` or ``task_id[i]``) ran its last try."""
+        return {key: task.hostname for key, task in self.tasks.items()}
+
+    def ready_at(self, key: str) -> float | None:
+        """When a task instance could start: its upstream tasks' last end (every instance of
+        a mapped upstream task), else the run's start."""
+        task = self.tasks[key]
+        ends = [
+            t.end for t in self.tasks.values() if t.task_id in task.upstream and t.end is not None
+        ]
+        return max(ends) if ends else self.start
+
 
 # ------------------------------------------------------------------------------------------
 # in the worker (Airflow imported, configured for the run's home)
@@ -66,7 +87,11 @@ class DagRunRecord:
 
 
 def query_run(dag_id: str, run_id: str) -> dict[str, Any]:
-    """The run's state, conf, (unmapped) task instances and ``return_value`` XComs, as JSON."""
+    """The run's state, conf, task instances (with where they ran, when they were queued, what
+    they waited for and their earlier tries) and ``return_value`` XComs, as JSON.
+
+    A mapped task's instances are recorded as ``task_id[i]``, in ``tasks`` and ``xcom``.
+    """
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -78,8 +103,10 @@ def query_run(dag_id: str, run_id: str) -> dict[str, Any]:
         dag_run = found[0]
         instances = DagRun.fetch_task_instances(dag_id=dag_id, run_id=run_id, session=session)
         xcoms: Any = session.scalars(
-            XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value", map_indexes=-1)
+            XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value")
         )
+        upstream = _upstream(dag_id, session)
+        tries = _earlier_tries(dag_id, run_id, session)
         return {
             "dag_id": dag_id,
             "run_id": run_id,
@@ -87,12 +114,21 @@ def query_run(dag_id: str, run_id: str) -> dict[str, Any]:
             "conf": dict(dag_run.conf or {}),
             "start": _epoch(dag_run.start_date),
             "end": _epoch(dag_run.end_date),
-            "tasks": {ti.task_id: _task(ti) for ti in instances if ti.map_index == -1},
-            "xcom": {xcom.task_id: XComModel.deserialize_value(xcom) for xcom in xcoms},
+            "tasks": {
+                _key(ti.task_id, ti.map_index): _task(ti, upstream, tries) for ti in instances
+            },
+            "xcom": {_key(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms},
         }
 
 
-def _task(ti: Any) -> dict[str, Any]:
+def _key(task_id: str, map_index: int | None) -> str:
+    return task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
+
+
+def _task(
+    ti: Any, upstream: dict[str, list[str]], tries: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    key = _key(ti.task_id, ti.map_index)
     return {
         "task_id": ti.task_id,
         "state": _text(ti.state),
@@ -101,7 +137,52 @@ def _task(ti: Any) -> dict[str, Any]:
         "start": _epoch(ti.start_date),
         "end": _epoch(ti.end_date),
         "duration": ti.duration,
+        "map_index": int(ti.map_index if ti.map_index is not None else -1),
+        "hostname": ti.hostname or None,
+        "queue": ti.queue,
+        "queued": _epoch(ti.queued_dttm),
+        "scheduled": _epoch(getattr(ti, "scheduled_dttm", None)),
+        "upstream": upstream.get(ti.task_id, []),
+        "tries": tries.get(key, []),
     }
+
+
+def _upstream(dag_id: str, session: Any) -> dict[str, list[str]]:
+    """Each task's upstream task ids, from the serialized DAG (empty if it cannot be read)."""
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        dag = SerializedDagModel.get_dag(dag_id, session=session)
+    except Exception:  # an older layout of the table: the record is still useful without it
+        return {}
+    if dag is None:
+        return {}
+    return {task.task_id: sorted(task.upstream_task_ids) for task in dag.tasks}
+
+
+def _earlier_tries(dag_id: str, run_id: str, session: Any) -> dict[str, list[dict[str, Any]]]:
+    """The tries before the last one of each task instance (Airflow keeps them in a history
+    table): how a retry after a lost worker shows up."""
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from sqlalchemy import select
+
+    rows = session.scalars(
+        select(TaskInstanceHistory)
+        .where(TaskInstanceHistory.dag_id == dag_id, TaskInstanceHistory.run_id == run_id)
+        .order_by(TaskInstanceHistory.try_number)
+    )
+    tries: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        tries.setdefault(_key(row.task_id, row.map_index), []).append(
+            {
+                "try_number": int(row.try_number or 0),
+                "state": _text(row.state),
+                "hostname": row.hostname or None,
+                "start": _epoch(row.start_date),
+                "end": _epoch(row.end_date),
+            }
+        )
+    return tries
 
 
 def _text(state: Any) -> str | None:
@@ -118,19 +199,25 @@ def _epoch(moment: Any) -> float | None:
 # ------------------------------------------------------------------------------------------
 
 
-def read_run(home: str | Path, dag_id: str, run_id: str) -> DagRunRecord:
-    """Read one run of the isolated Airflow installation in ``home`` (a worker process)."""
+def read_run(
+    home: str | Path, dag_id: str, run_id: str, db_env: Mapping[str, str] | None = None
+) -> DagRunRecord:
+    """Read one run of the isolated Airflow installation in ``home`` (a worker process).
+
+    ``db_env``: how to reach a metadata DB that is not ``home/airflow.db`` (a PostgreSQL URL
+    and its password, as :meth:`AirflowServer.db_env` gives them).
+    """
     home = Path(home)
-    if not (home / "airflow.db").is_file():
+    if not db_env and not (home / "airflow.db").is_file():
         raise DataError(f"Airflow metadata DB {home / 'airflow.db'} does not exist")
-    folder = home / "readback"
-    folder.mkdir(exist_ok=True)
-    name = safe_name(f"{dag_id}-{run_id}")
+    folder = home / "readback" / safe_name(f"{dag_id}-{run_id}")
+    folder.mkdir(parents=True, exist_ok=True)
     payload = run_worker(
-        ["readback", "--dag-id", dag_id, "--run-id", run_id],
-        airflow_env(home),
-        result_path=folder / f"{name}.json",
-        log_path=folder / f"{name}.log",
+        "readback",
+        {"dag_id": dag_id, "run_id": run_id},
+        airflow_env(home, extra=db_env),
+        folder=folder,
+        log_path=folder / "readback.log",
         timeout_s=READBACK_TIMEOUT_S,
     )
     try:

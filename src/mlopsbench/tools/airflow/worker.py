@@ -1,30 +1,30 @@
 """The child process that imports Airflow: ``python -m mlopsbench.tools.airflow.worker``.
 
 Airflow reads its configuration (home, DB, DAGs folder) once, when it is imported, so the adapter
-prepares the environment and starts this module with it. Three commands:
+prepares the environment and starts this module with it (:mod:`mlopsbench.support.workers`:
+``COMMAND --request R.json --result OUT.json``). Three commands:
 
-* ``run``: [migrate the DB,] parse the DAGs folder, validate the conf against the DAG's params,
-  ``dag.test(run_conf=...)``, then read the run back through Airflow's models; writes the run
-  id, state, seconds per phase and the record (task instances, XComs).
-* ``readback``: the record of an earlier run (what ``evidence`` checks).
+* ``run`` (``dag_id``, ``conf``, ``migrate``): [migrate the DB,] parse the DAGs folder, validate
+  the conf against the DAG's params, ``dag.test(run_conf=...)``, then read the run back through
+  Airflow's models; writes the run id, state, seconds per phase and the record (task
+  instances, XComs).
+* ``readback`` (``dag_id``, ``run_id``): the record of an earlier run (what ``evidence`` checks).
 * ``inspect``: parse the DAGs folder and describe every DAG (tasks, edges, params, schedule,
   retries) plus the files parsed, import errors and which heavy modules parsing pulled in.
 
-Both write their JSON to ``--result`` atomically; user errors are reported there (``error``,
+Each writes its JSON to ``--result`` atomically; user errors are reported there (``error``,
 ``error_type``) with exit code 2, so the parent can raise the right one-line error.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from mlopsbench.errors import ConfigError, DataError, MlopsbenchError
-from mlopsbench.result import write_json_atomic
+from mlopsbench.support import workers
 from mlopsbench.support.logs import last_line
 from mlopsbench.tools.airflow import metadata
 
@@ -36,51 +36,29 @@ class DagImportError(MlopsbenchError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    result: dict[str, Any] = {"command": args.command, "started_at": time.time()}
-    try:
-        if args.command == "run":
-            result.update(run_dag(args.dag_id, _read_conf(args.conf), migrate=args.migrate))
-        elif args.command == "readback":
-            result["record"] = metadata.query_run(args.dag_id, args.run_id)
-        else:
-            result.update(inspect_dags())
-        code = 0
-    except MlopsbenchError as exc:
-        result.update({"error": str(exc), "error_type": type(exc).__name__})
-        code = 2
-    except Exception as exc:  # unexpected: keep the type, the parent shows one line
-        result.update({"error": f"{type(exc).__name__}: {exc}", "error_type": "Unexpected"})
-        code = 1
-    result["finished_at"] = time.time()  # the parent times the interpreter's exit from here
-    write_json_atomic(args.result, result)
-    return code
+    commands = {
+        "run": lambda request: run_dag(
+            _text(request, "dag_id"), _conf(request), migrate=bool(request.get("migrate"))
+        ),
+        "readback": lambda request: {
+            "record": metadata.query_run(_text(request, "dag_id"), _text(request, "run_id"))
+        },
+        "inspect": lambda request: inspect_dags(),
+    }
+    return workers.serve(commands, argv, prog="python -m mlopsbench.tools.airflow.worker")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mlopsbench.tools.airflow.worker")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="dag.test() one DAG run")
-    run.add_argument("--dag-id", required=True)
-    run.add_argument("--conf", required=True, help="JSON file with the run conf")
-    run.add_argument("--migrate", action="store_true", help="run `airflow db migrate` first")
-    run.add_argument("--result", required=True, type=Path)
-    readback = sub.add_parser("readback", help="the record of one DAG run, as JSON")
-    readback.add_argument("--dag-id", required=True)
-    readback.add_argument("--run-id", required=True)
-    readback.add_argument("--result", required=True, type=Path)
-    inspect = sub.add_parser("inspect", help="parse the DAGs folder and describe the DAGs")
-    inspect.add_argument("--result", required=True, type=Path)
-    return parser
+def _text(request: dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"the worker's request needs {key!r} (a non-empty string)")
+    return value
 
 
-def _read_conf(path: str) -> dict[str, Any]:
-    try:
-        conf = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read run conf {path}: {exc}") from None
+def _conf(request: dict[str, Any]) -> dict[str, Any]:
+    conf = request.get("conf", {})
     if not isinstance(conf, dict):
-        raise ConfigError(f"run conf {path} must be a JSON object")
+        raise ConfigError("the run conf must be a JSON object")
     return conf
 
 
@@ -218,6 +196,7 @@ def describe_dag(dag: Any) -> dict[str, Any]:
         "tags": sorted(dag.tags or []),
         "tasks": sorted(dag.task_ids),
         "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+        "mapped": sorted(t.task_id for t in dag.tasks if _is_mapped(t)),
         "params": dag.params.dump(),
         "retries": args.get("retries"),
         "retry_delay_s": retry_delay.total_seconds() if retry_delay is not None else None,
@@ -225,6 +204,11 @@ def describe_dag(dag: Any) -> dict[str, Any]:
         "dag_success_callback": _callable_name(dag.on_success_callback),
         "dag_failure_callback": _callable_name(dag.on_failure_callback),
     }
+
+
+def _is_mapped(task: Any) -> bool:
+    """A task expanded at run time (``.expand``): one task instance per item."""
+    return bool(getattr(task, "is_mapped", False))
 
 
 def _callable_name(value: Any) -> str | None:
@@ -235,21 +219,5 @@ def _callable_name(value: Any) -> str | None:
     return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
 
 
-def _exit_now(code: int) -> None:
-    """Leave without interpreter finalisation.
-
-    After a run with Airflow, torch, sklearn and matplotlib loaded, tearing the interpreter
-    down took 10-12 s of native code on a busy 2-core machine. By now the result is written
-    atomically and the SQLite metadata DB committed, so only buffered output needs flushing.
-    """
-    import logging
-    import os
-
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit_now(main())
+    workers.exit_now(main())

@@ -30,6 +30,7 @@ from mlopsbench.result import RunRequest, RunResult
 from mlopsbench.toolkit.record import RunRecorder, core_timings, status_from_gate
 from mlopsbench.toolkit.registry import get_tool
 from mlopsbench.tools.kfp.build import KfpSettings, build_pipeline, pipeline_arguments
+from mlopsbench.usecases.common.modelfiles import folder_holds_model
 
 LOG_FILE = "kfp.log"
 EXECUTOR_OUTPUT = "executor_output.json"
@@ -395,7 +396,7 @@ def evidence(result: RunResult) -> dict[str, bool]:
         "params": bool(outputs.metadata("model").get("params")),
         "per_epoch_metrics": any(k.startswith("epoch") for k in outputs.metadata("history")),
         "final_metrics": "accuracy" in outputs.metadata("metrics"),
-        "model_artifact": model_dir is not None and any(model_dir.glob("*.safetensors")),
+        "model_artifact": folder_holds_model(model_dir),
         "plots": bool(outputs.metadata("confusion").get("confusionMatrix"))
         and bool(pngs)
         and all(png.is_file() for png in pngs)

@@ -12,7 +12,13 @@ TOOL = Tool(
     title="Metaflow",
     description="Metaflow FlowSpec run through the Runner API, with cards",
     package=__name__,
-    distributions=("metaflow",),
+    distributions=(
+        "metaflow",
+        # Metaflow builds the pod specs of `argo-workflows create` / `airflow create` with the
+        # Kubernetes client. Locked at 35.0.0: 36 adds aiohttp, 37 needs a newer pydantic than
+        # the core's, and before 35 it pulls google-auth and cryptography.
+        "kubernetes",
+    ),
     api_packages=("metaflow",),
     colour="#ff7043",
     ui="Metaflow UI (or cards)",

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlopsbench import tracking
 from mlopsbench.errors import ConfigError, MlopsbenchError
 from mlopsbench.result import RunRequest
 from mlopsbench.support.logs import last_line
+from mlopsbench.toolkit.options import thread_env
 from mlopsbench.tools.metaflow.readback import CARD_ID, CLIENT_CACHE_DIR
 from mlopsbench.usecases.common.params import to_params
 
@@ -54,21 +56,8 @@ def flow_parameters(cfg: Any, tracking_uri: str | None) -> dict[str, Any]:
         name: str(Path(value).expanduser().resolve()) if name.endswith("_path") and value else value
         for name, value in to_params(cfg).items()
     }
-    params["mlflow_uri"] = _absolute_store(tracking_uri) if tracking_uri else ""
+    params["mlflow_uri"] = tracking.absolute_store_uri(tracking_uri) if tracking_uri else ""
     return params
-
-
-def _absolute_store(uri: str) -> str:
-    """``sqlite:///mlflow.db`` or a bare folder, relative to here, as an absolute URI."""
-    from mlopsbench import tracking
-
-    db_path = tracking.sqlite_path(uri)
-    if db_path is not None and not db_path.is_absolute():
-        return f"{uri.split('://', 1)[0]}:///{db_path.expanduser().resolve()}"
-    bare_path = ":" not in uri.split("/", 1)[0] and not uri.startswith("databricks")
-    if bare_path and tracking.uri_scheme(uri) == "file":
-        return str(Path(uri).expanduser().resolve())
-    return uri
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,10 +109,7 @@ def flow_env(run_dir: Path, user: str, options: Mapping[str, str]) -> dict[str, 
         # The flow decides from its mlflow_uri Parameter alone, not from the caller's env.
         "MLFLOW_TRACKING_URI": "",
     }
-    threads = options.get("threads")
-    if threads:  # e.g. "1" on a shared machine, where OpenMP spinning slows t-SNE a lot
-        env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
-    return env
+    return {**env, **thread_env(options)}
 
 
 # ---------------------------------------------------------------------------------------------

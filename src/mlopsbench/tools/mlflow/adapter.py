@@ -11,7 +11,8 @@ what MLflow recorded into the common result record.
   errors propagate as one-line MlopsbenchErrors, anything else becomes a ``failed`` record;
 - timings: the core's stages report their own seconds (``data``, ``train``/``model``,
   ``evaluate``); MLflow's own costs are timed from outside by wrapping the pipeline's model
-  functions for the run (``model_logging``, ``registry``, ``validate``); ``tracking`` is the rest
+  functions for the run (``model_logging``, ``registry``, ``validate``: loading the registered
+  version back and gating it; scoring it is the core's ``evaluate``); ``tracking`` is the rest
   of the run (experiment, run start and end, params, metrics, dataset, artifacts) plus opening
   the store; ``import`` is importing MLflow and the pipeline;
 - :func:`evidence` reads the run back through ``MlflowClient``.
@@ -41,6 +42,7 @@ PIPELINE_MODULE = "mlopsbench.tools.mlflow.pipeline.run_pipeline"
 TIMED_PHASES = {
     "log_model": "model_logging",
     "register_version": "registry",
+    "load_version": "validate",  # loading the registered version back (it is then scored once)
     "validate": "validate",
     "promote_if_passed": "registry",
 }

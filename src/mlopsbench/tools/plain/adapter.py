@@ -11,6 +11,7 @@ from pathlib import Path
 from mlopsbench.result import EVIDENCE_KEYS, RunRequest, RunResult
 from mlopsbench.toolkit.record import RunRecorder, core_timings
 from mlopsbench.tools.plain.pipeline.run_pipeline import run_pipeline
+from mlopsbench.usecases.common.modelfiles import REFERENCE_FILE, folder_holds_model
 
 
 def run(request: RunRequest) -> RunResult:
@@ -107,6 +108,8 @@ def _history_recorded(artifacts: dict[str, Path], result: RunResult) -> bool:
 def _model_saved(model_dir: Path | None) -> bool:
     if model_dir is None or not model_dir.is_dir():
         return False
+    if (model_dir / REFERENCE_FILE).is_file():  # a checkpoint used as it is: kept by reference
+        return folder_holds_model(model_dir)
     weights = [p for p in model_dir.glob("*.safetensors") if p.stat().st_size > 0]
     specs = [model_dir / name for name in ("model.json", "config.json")]
     return bool(weights) and any(isinstance(_read_json(p), dict) for p in specs)

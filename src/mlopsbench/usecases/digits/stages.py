@@ -79,8 +79,14 @@ def evaluate_model(
     out_dir: str | Path,
     plots: bool = True,
     history_path: str | Path | None = None,
+    predictor: Any = None,
 ) -> dict[str, Any]:
-    """Score the saved model on the test split; write metrics, evaluation and plots."""
+    """Score the saved model on the test split; write metrics, evaluation and plots.
+
+    ``predictor``: an already loaded serving ``Predictor`` (e.g. the registered version loaded
+    back from a model registry) whose model is scored instead of loading ``model_dir`` again:
+    one scoring pass is then both the evaluation and the validation.
+    """
     import numpy as np
 
     from mlopsbench.usecases.digits.data import DigitsData
@@ -88,7 +94,8 @@ def evaluate_model(
     from mlopsbench.usecases.digits.storage import load_model
 
     out_dir = Path(out_dir)
-    evaluation = evaluate(load_model(model_dir), DigitsData.load(data_path))
+    model = predictor.model if predictor is not None else load_model(model_dir)
+    evaluation = evaluate(model, DigitsData.load(data_path))
     metrics = evaluation.metrics()
     gate = check_gate(evaluation.accuracy, cfg.threshold)
     write_json_atomic(out_dir / METRICS_FILE, metrics)

@@ -3,10 +3,19 @@
 Every checkpoint is used as a *folder* (config, weights, tokenizer): the hub model resolves to
 its Hugging Face cache snapshot, so stages hand over a path and nothing is copied. When the hub
 model is not available (offline, not cached) the error says exactly how to provide it.
+
+A checkpoint that is used as it is (not fine-tuned here) is handed over and logged *by
+reference*: a model folder holding only ``reference.json`` (the model's name, the hub revision
+when it came from the hub, the folder it was read from, and the sha256 of its weights), the way
+the paper logged the model's name instead of its 258 MB of weights. :func:`check_model_dir` and
+:func:`load_classifier` accept such a folder wherever they accept a checkpoint: the reference
+resolves to the recorded folder or the Hugging Face cache, and only to weights with the recorded
+hash. A model trained here is saved with its weights (safetensors).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,11 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from mlopsbench.errors import ConfigError, DataError
+from mlopsbench.usecases.common.modelfiles import REFERENCE_FILE
 from mlopsbench.usecases.sentiment.config import SentimentConfig
 
 # Files a sequence-classification checkpoint needs (the hub repo also holds TF/ONNX weights).
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+REFERENCE_KIND = "mlopsbench.pretrained-checkpoint"
+_HASH_CHUNK = 1 << 22
+_digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, per process
 
 
 def resolve_model_dir(cfg: SentimentConfig) -> Path:
@@ -31,9 +44,12 @@ def resolve_model_dir(cfg: SentimentConfig) -> Path:
 
 
 def check_model_dir(path: Path) -> Path:
-    """Fail with one line unless ``path`` holds a config, weights and a tokenizer."""
+    """Fail with one line unless ``path`` holds a config, weights and a tokenizer; a reference
+    folder (:data:`REFERENCE_FILE`) is resolved first. Returns the checkpoint folder."""
     if not path.is_dir():
         raise DataError(f"model folder not found: {path}")
+    if is_reference(path):
+        return resolve_reference(path)
     missing = []
     if (path / "config.json").is_file():
         # Checked first, so a broken config is named even when other files are missing too.
@@ -109,13 +125,126 @@ def offline_hint(model_name: str) -> str:
     )
 
 
-def _hub_snapshot(model_name: str) -> Path:
+def _hub_snapshot(model_name: str, revision: str | None = None) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id=model_name, allow_patterns=HUB_FILES))
+        return Path(
+            snapshot_download(repo_id=model_name, revision=revision, allow_patterns=HUB_FILES)
+        )
     except Exception:  # offline, not cached, unknown repo, hub down: all mean "not available"
         raise DataError(offline_hint(model_name)) from None
+
+
+# ------------------------------------------------------------------------------------------
+# pre-trained checkpoints by reference
+# ------------------------------------------------------------------------------------------
+
+
+def is_reference(path: str | Path) -> bool:
+    """Whether ``path`` is a model folder that refers to a checkpoint instead of holding one."""
+    path = Path(path)
+    return (path / REFERENCE_FILE).is_file() and not (path / "config.json").is_file()
+
+
+def checkpoint_reference(cfg: SentimentConfig, checkpoint: Path) -> dict[str, Any]:
+    """What identifies the (not fine-tuned) checkpoint in ``checkpoint``: name, hub revision (the
+    cache snapshot's commit), the folder, and the sha256 and size of each weights file."""
+    checkpoint = check_model_dir(checkpoint).resolve()
+    from_hub = not cfg.model_path
+    return {
+        "kind": REFERENCE_KIND,
+        "model_name": cfg.model_name if from_hub else checkpoint.name,
+        "source": "hub" if from_hub else "local",
+        "revision": _snapshot_revision(checkpoint) if from_hub else None,
+        "path": str(checkpoint),
+        "weights": {
+            f.name: {"sha256": file_sha256(f), "bytes": f.stat().st_size}
+            for f in _weight_files(checkpoint)
+        },
+    }
+
+
+def write_reference(reference: dict[str, Any], out_dir: str | Path) -> Path:
+    """A model folder holding only ``reference.json`` (replacing whatever ``out_dir`` held)."""
+    out_dir = Path(out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    tmp = out_dir / f".{REFERENCE_FILE}.tmp"
+    tmp.write_text(json.dumps(reference, indent=2), encoding="utf-8")
+    tmp.replace(out_dir / REFERENCE_FILE)
+    return out_dir
+
+
+def read_reference(path: str | Path) -> dict[str, Any]:
+    """The reference in a model folder, checked for the fields resolution needs."""
+    file = Path(path) / REFERENCE_FILE
+    try:
+        reference = json.loads(file.read_text(encoding="utf-8"))
+        if reference.get("kind") != REFERENCE_KIND or not isinstance(reference["weights"], dict):
+            raise ValueError(f"not a {REFERENCE_KIND}")
+        str(reference["model_name"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"unreadable model reference {file}: {_one_line(exc)}") from None
+    return dict(reference)
+
+
+def resolve_reference(path: str | Path) -> Path:
+    """The checkpoint folder a reference points to: the recorded folder, else (hub models) the
+    Hugging Face cache at the recorded revision; only weights with the recorded sha256 count."""
+    reference = read_reference(path)
+    name, revision = str(reference["model_name"]), reference.get("revision")
+    recorded = Path(str(reference.get("path") or ""))
+    if reference.get("path") and recorded.is_dir() and _weights_match(recorded, reference):
+        return check_model_dir(recorded)
+    if reference.get("source") == "hub":
+        snapshot = _hub_snapshot(name, revision)
+        if _weights_match(snapshot, reference):
+            return check_model_dir(snapshot)
+    where = f"revision {revision}" if revision else f"the folder {recorded}"
+    raise DataError(
+        f"the pre-trained model {name!r} ({where}) that {path} refers to is not available with "
+        "the recorded weights (sha256): put that checkpoint back at the recorded folder or in "
+        "the Hugging Face cache"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per process for a given size and modification time."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def _weight_files(checkpoint: Path) -> list[Path]:
+    """The files holding the weights (every shard of a sharded checkpoint)."""
+    files = sorted(checkpoint.glob("*.safetensors")) or sorted(checkpoint.glob("*.bin"))
+    return [f for f in files if f.is_file()]
+
+
+def _weights_match(checkpoint: Path, reference: dict[str, Any]) -> bool:
+    expected = reference["weights"]
+    found = {f.name: f for f in _weight_files(checkpoint)}
+    if not expected or set(found) != set(expected):
+        return False
+    return all(
+        found[name].stat().st_size == int(meta.get("bytes", -1))
+        and file_sha256(found[name]) == meta.get("sha256")
+        for name, meta in expected.items()
+    )
+
+
+def _snapshot_revision(checkpoint: Path) -> str | None:
+    """The commit of a Hugging Face cache snapshot (``.../snapshots/<commit>``), else None."""
+    if checkpoint.parent.name == "snapshots" and len(checkpoint.name) == 40:
+        return checkpoint.name
+    return None
 
 
 def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:

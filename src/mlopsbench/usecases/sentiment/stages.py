@@ -55,18 +55,27 @@ def prepare_data(cfg: SentimentConfig, out_dir: str | Path) -> dict[str, Any]:
 def prepare_model(
     cfg: SentimentConfig, out_dir: str | Path, show_progress: bool = False
 ) -> dict[str, Any]:
-    """The checkpoint folder to evaluate: the hub/local model as is, or one trained here.
+    """The model folder to evaluate: a reference to the hub/local model as is, or one trained here.
 
-    Smoke mode trains a tiny DistilBERT from scratch on the fixture's training reviews;
-    ``fine_tune`` trains the hub/local model on a training sample with the same loop. Trained
-    models are saved in ``out_dir/model`` (safetensors) with ``history.json``.
+    A checkpoint used as it is becomes ``out_dir/model/reference.json`` (name, hub revision,
+    folder, sha256 of the weights; see :mod:`.model`): every later stage, and every model log,
+    reads it by reference, so its weights are never copied or logged. Smoke mode trains a tiny
+    DistilBERT from scratch on the fixture's training reviews; ``fine_tune`` trains the hub/local
+    model on a training sample with the same loop. Trained models are saved in ``out_dir/model``
+    (safetensors) with ``history.json``.
     """
-    from mlopsbench.usecases.sentiment.model import resolve_model_dir
+    from mlopsbench.usecases.sentiment.model import (
+        checkpoint_reference,
+        resolve_model_dir,
+        write_reference,
+    )
 
     if not cfg.trains:
+        reference = checkpoint_reference(cfg, resolve_model_dir(cfg))
         return {
-            "model_dir": str(resolve_model_dir(cfg)),
+            "model_dir": str(write_reference(reference, Path(out_dir) / MODEL_DIR)),
             "model_name": cfg.model_label,
+            "model_reference": reference,
             "history": [],
             "history_path": None,
         }
@@ -131,8 +140,14 @@ def evaluate_model(
     out_dir: str | Path,
     plots: bool = True,
     history_path: str | Path | None = None,
+    predictor: Any = None,
 ) -> dict[str, Any]:
-    """Classify ``reviews.jsonl`` with the checkpoint; write metrics, predictions, embeddings."""
+    """Classify ``reviews.jsonl`` with the checkpoint; write metrics, predictions, embeddings.
+
+    ``predictor``: an already loaded serving ``Predictor`` (e.g. the registered version loaded
+    back from a model registry) whose model and tokenizer are scored instead of loading
+    ``model_dir`` again: one scoring pass is then both the evaluation and the validation.
+    """
     import numpy as np
 
     from mlopsbench.usecases.common.metrics import classification_report
@@ -143,7 +158,10 @@ def evaluate_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reviews = Reviews.load(data_path)
-    model, tokenizer = load_classifier(model_dir)
+    if predictor is not None:
+        model, tokenizer = predictor.model, predictor.tokenizer
+    else:
+        model, tokenizer = load_classifier(model_dir)
     pred, precision_info = predict_guarded(
         model,
         tokenizer,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,6 +65,22 @@ def dag_params(config_class: type) -> dict[str, Any]:
     for name, description in TOOL_PARAMS.items():
         params[name] = Param(None, type=["null", "string"], description=description)
     return params
+
+
+def choices_param(config_class: type, setting: str, description: str) -> Any:
+    """A param holding a list of a setting's choices (default: all of them), one mapped task
+    instance per item: ``models`` -> ``["simple", "deep", "cnn"]`` from the config's ``model``."""
+    from airflow.sdk import Param
+
+    spec = next(s for s in config_params(config_class) if s.name == setting)
+    return Param(
+        list(spec.choices),
+        type="array",
+        items={"type": _JSON_TYPES[spec.kind], "enum": list(spec.choices)},
+        minItems=1,
+        uniqueItems=True,
+        description=description,
+    )
 
 
 def param_schema(spec: ParamSpec) -> dict[str, Any]:
@@ -124,8 +140,13 @@ class TaskRun:
 
 
 @contextmanager
-def task_run(config_class: type) -> Iterator[TaskRun]:
+def task_run(
+    config_class: type, own_params: Iterable[str] = (), **settings: Any
+) -> Iterator[TaskRun]:
     """The running task's DAG run, its core config read from the params and its run folder.
+
+    ``own_params`` are the DAG's params that are no setting of the core config; ``settings``
+    override the params' values (a mapped task's ``model``).
 
     A user error inside the block (a bad value, a missing file) fails the task without retries:
     retrying cannot help. Anything else (a crash, an OOM kill, a flaky mount, an unreachable
@@ -134,28 +155,32 @@ def task_run(config_class: type) -> Iterator[TaskRun]:
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
-        yield _current_run(config_class)
+        yield _current_run(config_class, own_params, settings)
     except ServerError:
         raise
     except MlopsbenchError as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
-def _current_run(config_class: type) -> TaskRun:
+def _current_run(
+    config_class: type, own_params: Iterable[str], settings: Mapping[str, Any]
+) -> TaskRun:
     from airflow.sdk import get_current_context
 
     context = get_current_context()
     params = dict(context["params"])
-    config: Any = config_from_params(config_class, core_settings(params))
+    values = {**core_settings(params, own_params), **settings}
+    config: Any = config_from_params(config_class, values)
     dag_id, run_id = context["dag"].dag_id, context["run_id"]
     folder = run_folder(artifact_root(params), dag_id, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     return TaskRun(dag_id, run_id, params, config, folder)
 
 
-def core_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+def core_settings(params: Mapping[str, Any], own_params: Iterable[str] = ()) -> dict[str, Any]:
     """The params that are settings of the core config (the tool params left out)."""
-    return {name: value for name, value in params.items() if name not in TOOL_PARAMS}
+    skip = {*TOOL_PARAMS, *own_params}
+    return {name: value for name, value in params.items() if name not in skip}
 
 
 def quality_gate(evaluation: Mapping[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,8 @@ class SentimentFlow(FlowSpec):
     @timeout(minutes=120)  # fine-tuning on CPU is slow, but never endless
     @step
     def load_model(self) -> None:
-        """Load the classifier (with smoke or fine_tune: train it); keep weights made here."""
+        """Load the classifier (with smoke or fine_tune: train it); keep weights made here, and a
+        checkpoint used as it is by reference only."""
         from mlopsbench.usecases.sentiment import stages
 
         self.model_info = stages.prepare_model(self.config, step_dir())
@@ -139,9 +140,16 @@ class SentimentFlow(FlowSpec):
             )
 
     def _model_folder(self, directory: Path) -> str:
-        """The model for this step: restored from the artifact, or the pre-trained checkpoint."""
+        """The model for this step: the weights trained here, restored from their artifact, or
+        the pre-trained checkpoint's reference (name, revision, sha256: a few hundred bytes of
+        the step's artifacts) written back, so a step on another machine resolves it too."""
         if self.model_files:
             return folder_from_artifact(self.model_files, directory)
+        reference = self.model_info.get("model_reference")
+        if reference:
+            from mlopsbench.usecases.sentiment.model import write_reference
+
+            return str(write_reference(reference, directory))
         return str(self.model_info["model_dir"])
 
 

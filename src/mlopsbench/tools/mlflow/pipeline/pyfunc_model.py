@@ -31,7 +31,12 @@ SPEC_ARTIFACT = "spec"  # JSON: {"usecase", "serving_module", "settings"}
 
 
 class _ServedModel:
-    """Loads the use case's ``Predictor`` once, then hands it every batch it is asked about."""
+    """Loads the use case's ``Predictor`` once, then hands it every batch it is asked about.
+
+    ``predictor`` is the core object itself: ``load_model(uri).unwrap_python_model().predictor``
+    is what the pipeline hands the core's evaluation, so the registered version is scored by the
+    core's one implementation (metrics, confusion matrix, embeddings) in one pass.
+    """
 
     def load_context(self, context: Any) -> None:
         spec = _read_spec(Path(context.artifacts[SPEC_ARTIFACT]))

@@ -1,15 +1,17 @@
-"""The MLflow pipeline: one tracked run trains, evaluates, logs and registers the model; the
-registered version is validated from the registry and becomes ``champion`` only if it passes.
+"""The MLflow pipeline: one tracked run trains, logs and registers the model, then loads the
+registered version back, scores it once, and makes it ``champion`` only if it passes.
 
     python -m mlopsbench.tools.mlflow.pipeline.run_pipeline digits --epochs 1 \\
         --tracking-uri sqlite:///runs/mlflow/mlflow.db
 
 The paper's MLflow scripts on MLflow 3 (Listings 1, 7 and 8, then its script that loads the
-model back from the registry): point MLflow at the store and the experiment, start a run, log
-the params, run the core's three stages and log what each one produced (the dataset, the
-per-epoch history, the final metrics, the plots), log the model as a pyfunc, register it,
-validate the registered version, promote it. One script serves every use case: the use case's
-descriptor gives its stages, its dataset's role and the code that serves its model.
+model back from the registry and tests it): point MLflow at the store and the experiment, start
+a run, log the params, prepare the data and build the model with the core and log what each
+produced (the dataset, the per-epoch history), log the model as a pyfunc, register it, load the
+registered version back as serving would, evaluate *that* model with the core (its predictions
+are the evaluation and the validation: the test split is scored once), log the metrics and
+plots, gate, promote. One script serves every use case: the use case's descriptor gives its
+stages, its dataset's role and the code that serves its model.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import mlflow.pyfunc
 from mlflow import MlflowClient
 
 from mlopsbench import tracking
+from mlopsbench.usecases.arguments import parse_usecase_args, usecase_parser
 from mlopsbench.usecases.common.gate import GateResult, check_gate
-from mlopsbench.usecases.common.metrics import classification_report
-from mlopsbench.usecases.registry import all_usecases, get_usecase
+from mlopsbench.usecases.registry import get_usecase
 
 PYFUNC_MODEL = str(Path(__file__).with_name("pyfunc_model.py"))  # MLflow "models from code"
 CHAMPION = "champion"
@@ -41,7 +43,7 @@ def run_pipeline(
     tags: dict[str, str] | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Train, evaluate, log and register in one MLflow run; validate and promote the version."""
+    """Train, log and register in one MLflow run; score the registered version once, promote it."""
     case = get_usecase(usecase)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(tracking.experiment_name(case.name))
@@ -62,16 +64,22 @@ def run_pipeline(
             train_data = tracking.core_dataset(case.name, model["train_data"])
             mlflow.log_input(train_data, context="training")
 
+        model_info = log_model(case, cfg, model["model_dir"], data["data_path"])
+        version = register_version(model_info, case.registered_name(cfg))
+        registered = load_version(version)
         evaluation = case.stages.evaluate_model(
-            cfg, data["data_path"], model["model_dir"], out_dir, history_path=model["history_path"]
+            cfg,
+            data["data_path"],
+            model["model_dir"],
+            out_dir,
+            history_path=model["history_path"],
+            predictor=registered,
         )
         mlflow.log_metrics(evaluation["metrics"])
         for path in evaluation["artifacts"].values():
             mlflow.log_artifact(path, artifact_path=tracking.artifact_folder(path))
 
-        model_info = log_model(case, cfg, model["model_dir"], data["data_path"])
-        version = register_version(model_info, case.registered_name(cfg))
-        validation = validate(case, version, data["data_path"], cfg.threshold)
+        validation = validate(version, evaluation["metrics"]["accuracy"], cfg.threshold)
         promotion = promote_if_passed(version, validation["gate"])
         mlflow.set_tag("validation_status", promotion["validation_status"])
 
@@ -88,7 +96,8 @@ def run_pipeline(
 
 def log_model(case: Any, cfg: Any, model_dir: str, data_path: str) -> Any:
     """The core's model folder as a pyfunc model of the run (a LoggedModel ``models:/m-<id>``):
-    the model file is code, the weights are artifacts, the core modules serving needs travel as
+    the model file is code, the weights (or, for a pre-trained checkpoint used as it is, its
+    reference: name, revision, sha256) are artifacts, the core modules serving needs travel as
     ``code_paths``, the requirements are pinned (inferring them would cost ~13 s)."""
     settings = case.serving.settings_of(cfg)  # inference settings the served model keeps
     with tracking.packaged_model(case.name, model_dir, data_path, settings) as package:
@@ -100,6 +109,7 @@ def log_model(case: Any, cfg: Any, model_dir: str, data_path: str) -> Any:
             signature=package.signature,
             input_example=package.input_example,
             pip_requirements=package.pip_requirements,
+            metadata=package.metadata,  # a pre-trained checkpoint: its reference, not weights
         )
 
 
@@ -109,25 +119,26 @@ def register_version(model_info: Any, name: str) -> Any:
     return mlflow.register_model(model_info.model_uri, name)
 
 
-def validate(case: Any, version: Any, data_path: str, threshold: float) -> dict[str, Any]:
-    """Score the registered version, loaded back from the registry as serving would load it,
-    on the test split; log the scores to the run and tag the version with them."""
-    model = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-    test = case.stages.test_inputs(data_path)
-    predicted = label_ids(model.predict(test.model_input))
-    report = classification_report(test.y_true, predicted, test.labels)
-    metrics = report.flat_metrics(prefix="validation_")
-    mlflow.log_metrics(metrics)
+def load_version(version: Any) -> Any:
+    """The registered version loaded back from the registry exactly as serving loads it
+    (``mlflow.pyfunc.load_model``); returns the core ``Predictor`` it serves with, which the
+    core's evaluation scores."""
+    served = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+    return served.unwrap_python_model().predictor
+
+
+def validate(version: Any, accuracy: float, threshold: float) -> dict[str, Any]:
+    """The registered version's gate: its accuracy (scored on the test split after loading it
+    back from the registry) against the threshold; logged to the run, tagged on the version."""
+    mlflow.log_metric("validation_accuracy", accuracy)
     name, number = version.name, version.version
     client = MlflowClient()
-    client.set_model_version_tag(name, number, "validation_accuracy", f"{report.accuracy:.6f}")
+    client.set_model_version_tag(name, number, "validation_accuracy", f"{accuracy:.6f}")
     client.set_model_version_tag(name, number, "validation_threshold", f"{threshold:.6f}")
-    return {"metrics": metrics, "gate": check_gate(report.accuracy, threshold)}
-
-
-def label_ids(predictions: Any) -> Any:
-    """The pyfunc's answer as class ids: a DataFrame's ``label`` column, or the array itself."""
-    return predictions["label"] if hasattr(predictions, "columns") else predictions
+    return {
+        "metrics": {"validation_accuracy": accuracy},
+        "gate": check_gate(accuracy, threshold),
+    }
 
 
 def promote_if_passed(version: Any, gate: GateResult) -> dict[str, Any]:
@@ -158,37 +169,20 @@ def promote_if_passed(version: Any, gate: GateResult) -> dict[str, Any]:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Train, evaluate, register and promote a model with MLflow."
+    return usecase_parser(
+        "Train, evaluate, register and promote a model with MLflow.", _script_options
     )
-    commands = parser.add_subparsers(dest="usecase", required=True)
-    for case in all_usecases():
-        options = commands.add_parser(case.name, help=case.title)
-        options.add_argument("--out", type=Path, default=Path("runs/mlflow-pipeline"))
-        options.add_argument(
-            "--tracking-uri", default=mlflow.get_tracking_uri(), help="MLflow tracking URI"
-        )
-        for spec in case.params():
-            kind = (
-                {"action": argparse.BooleanOptionalAction}
-                if spec.kind is bool
-                else {"type": spec.kind, "choices": spec.choices or None}
-            )
-            options.add_argument(
-                spec.cli_flag, dest=spec.name, default=spec.default, help=spec.description, **kind
-            )
-    return parser
 
 
-def parse_arguments(argv: list[str] | None = None) -> tuple[Any, Any, argparse.Namespace]:
-    """(use case, its config, the other options) from the command line."""
-    args = argument_parser().parse_args(argv)
-    case = get_usecase(args.usecase)
-    return case, case.config({spec.name: getattr(args, spec.name) for spec in case.params()}), args
+def _script_options(options: argparse.ArgumentParser) -> None:
+    options.add_argument("--out", type=Path, default=Path("runs/mlflow-pipeline"))
+    options.add_argument(
+        "--tracking-uri", default=mlflow.get_tracking_uri(), help="MLflow tracking URI"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    case, cfg, args = parse_arguments(argv)
+    case, cfg, args = parse_usecase_args(argument_parser(), argv)
     args.out.mkdir(parents=True, exist_ok=True)
     result = run_pipeline(case.name, cfg, args.out, args.tracking_uri, show_progress=True)
     accuracy = result["validation"]["metrics"]["validation_accuracy"]

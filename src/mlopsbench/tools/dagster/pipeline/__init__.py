@@ -1,0 +1,8 @@
+"""What a Dagster user writes: assets per use case, their resources, one code location.
+
+``definitions.py`` is the code location (``dagster dev -m
+mlopsbench.tools.dagster.pipeline.definitions``); ``digits_assets.py`` and
+``sentiment_assets.py`` hold each use case's assets, quality-gate check and job;
+``resources.py`` the resources they share; ``metadata.py`` turns what a core stage returned into
+the metadata the UI shows.
+"""
