@@ -151,6 +151,20 @@ def test_an_environment_holds_only_the_tool_and_sees_the_core(toy: Path) -> None
 
 
 @pytest.mark.slow
+def test_sites_the_caller_imports_from_do_not_leak_into_a_new_environment(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that also imports from another environment (``$MLOPSBENCH_EXTRA_SITES``: the
+    test run's MLflow client) builds a complete environment: pip must not count the other
+    environment's packages as installed here."""
+    spec = envs.EnvSpec.parse("toy_env_tool")
+    donor = envs.create_env(spec, root=tmp_path / "donor")
+    monkeypatch.setenv(envs.EXTRA_SITES_ENV, str(envs.site_packages(donor)))
+    record = envs.read_record(envs.create_env(spec))
+    assert record is not None and list(record.installed) == [SMALL_PACKAGE]
+
+
+@pytest.mark.slow
 def test_a_version_that_conflicts_with_the_core_fails_in_one_line_and_leaves_nothing(
     toy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

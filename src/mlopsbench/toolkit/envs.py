@@ -403,9 +403,17 @@ def _pip_install(
         command += ["--progress-bar", "off", "-c", str(constraints), *spec.requirements()]
         if spec.version is None:
             command.append("--no-deps")  # the lock is complete: install exactly it
-        env = {**os.environ, "PIP_CACHE_DIR": str(pip_cache)} if pip_cache else None
+        env = _build_env({"PIP_CACHE_DIR": str(pip_cache)} if pip_cache else {})
         total = _lock_size(spec.lock_path) if spec.version is None else None
         _stream_pip(command, env, total, spec, progress)
+
+
+def _build_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of pip and of the new environment's own checks: without the extra sites
+    a calling process may import from (``$MLOPSBENCH_EXTRA_SITES``, e.g. MLflow's client in a
+    test run), pip would count their packages as installed and leave them out of this one."""
+    env = {k: v for k, v in os.environ.items() if k != EXTRA_SITES_ENV}
+    return {**env, **extra}
 
 
 def _lock_size(path: Path) -> int:
@@ -414,7 +422,7 @@ def _lock_size(path: Path) -> int:
 
 def _stream_pip(
     command: list[str],
-    env: dict[str, str] | None,
+    env: dict[str, str],
     total: int | None,
     spec: EnvSpec,
     progress: Progress | None,
@@ -470,7 +478,11 @@ def _check_imports(prefix: Path, spec: EnvSpec) -> None:
     names = ", ".join(get_tool(spec.tool).requires)
     code = f"import {names}"
     done = subprocess.run(
-        [str(env_python(prefix)), "-c", code], capture_output=True, text=True, check=False
+        [str(env_python(prefix)), "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_build_env({}),
     )
     if done.returncode:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
