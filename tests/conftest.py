@@ -7,7 +7,11 @@ Metaflow caches in /tmp/metaflow_client, KFP and HTTP logging leave folders in $
 from __future__ import annotations
 
 import os
+import site
+import sys
 import tempfile
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,30 @@ os.environ.update(
 )
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 tempfile.tempdir = None  # re-read TMPDIR
+
+
+def _mlflow_client_in_a_tool_environment() -> None:
+    """MLflow's client from MLflow's own environment, after the tool's packages, in this process
+    and the ones it starts: what ``scripts/run_tests.py`` and ``mlopsbench run --tracking-uri``
+    set up, so that ``python -m pytest tests/tools/<tool>`` in a tool's environment works on
+    its own too (pipelines log to MLflow; the tests read MLflow back).
+
+    ``envs.integration_env`` looks for environments under ``sys.prefix``, which inside a tool's
+    environment is that environment: its siblings are one folder up.
+    """
+    from mlopsbench.toolkit import envs
+
+    if envs.importable_here(envs.TRACKING_TOOL) or envs.read_record(Path(sys.prefix)) is None:
+        return
+    mlflow_env = Path(sys.prefix).parent / envs.TRACKING_TOOL
+    if envs.read_record(mlflow_env) is None:
+        return  # the MLflow tests then fail on the import, saying what is missing
+    folder = envs.site_packages(mlflow_env)
+    site.addsitedir(str(folder))
+    os.environ.update(envs.with_extra_site(folder))
+
+
+_mlflow_client_in_a_tool_environment()
 
 
 def _tools_not_here() -> list[str]:
@@ -61,3 +89,60 @@ def pytest_report_header() -> str:
 def sandbox() -> Path:
     """The session's private folder (HOME, TMPDIR and tool homes live under it)."""
     return _SANDBOX
+
+
+FAIL_STAGE_ENV = "MLOPSBENCH_TEST_FAIL_STAGE"
+FAIL_ONCE_ENV = "MLOPSBENCH_TEST_FAIL_ONCE"  # a marker file: fail only while it does not exist
+
+# Loaded by every Python process started with this folder on PYTHONPATH (a tool's worker, its
+# step or stage processes): wraps the core stage named in $MLOPSBENCH_TEST_FAIL_STAGE
+# ("module:function:ErrorName") to raise; with $MLOPSBENCH_TEST_FAIL_ONCE, only the first call
+# does (a transient fault).
+SITECUSTOMIZE = textwrap.dedent(
+    f"""
+    import os
+
+    _target = os.environ.get("{FAIL_STAGE_ENV}", "")
+    if _target:
+        import functools
+        import importlib
+
+        import mlopsbench.errors
+
+        _module_name, _stage, _error = _target.split(":")
+        _module = importlib.import_module(_module_name)
+        _original = getattr(_module, _stage)
+        _error_class = getattr(mlopsbench.errors, _error, RuntimeError)
+
+        @functools.wraps(_original)
+        def _failing(*args, **kwargs):
+            marker = os.environ.get("{FAIL_ONCE_ENV}")
+            if marker and os.path.exists(marker):
+                return _original(*args, **kwargs)
+            if marker:
+                open(marker, "w").close()
+            raise _error_class(f"injected failure in {{_stage}}")
+
+        setattr(_module, _stage, _failing)
+    """
+)
+
+
+@pytest.fixture
+def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``fail_stage("mlopsbench.usecases.digits.stages:train_model", "DataError", once=False)``:
+    from then on that core stage raises in every process the test starts (tools pass their
+    environment on to their steps); undo with ``monkeypatch.delenv(FAIL_STAGE_ENV)``. The
+    pipeline files know nothing of it."""
+    folder = tmp_path / "fault-injection"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+
+    def fail(target: str, error: str = "RuntimeError", once: bool = False) -> None:
+        monkeypatch.setenv(FAIL_STAGE_ENV, f"{target}:{error}")
+        if once:
+            monkeypatch.setenv(FAIL_ONCE_ENV, str(folder / "failed-once"))
+
+    yield fail

@@ -388,9 +388,14 @@ def integration_env(
         if not create:
             return {}
         create_env(spec, progress=progress)
+    return with_extra_site(site_packages(path))
+
+
+def with_extra_site(site: str | Path) -> dict[str, str]:
+    """``$MLOPSBENCH_EXTRA_SITES`` with ``site`` appended (once): every process started with it
+    also imports from that site-packages, after its own."""
     sites = [p for p in os.environ.get(EXTRA_SITES_ENV, "").split(os.pathsep) if p]
-    site = str(site_packages(path))
-    return {EXTRA_SITES_ENV: os.pathsep.join(dict.fromkeys([*sites, site]))}
+    return {EXTRA_SITES_ENV: os.pathsep.join(dict.fromkeys([*sites, str(site)]))}
 
 
 def _pip_install(

@@ -8,8 +8,6 @@ lives under a session temp folder; the root conftest already isolates HOME and T
 from __future__ import annotations
 
 import os
-import site
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,31 +17,6 @@ import pytest
 from mlopsbench.result import RunRequest, RunResult
 from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 from mlopsbench.usecases.sentiment.config import SentimentConfig
-
-
-def _mlflow_client_beside_dagster() -> None:
-    """MLflow's client from MLflow's own environment, after Dagster's packages: what
-    ``scripts/run_tests.py`` and ``mlopsbench run --tracking-uri`` set up, so that
-    ``python -m pytest tests/tools/dagster`` in Dagster's environment works on its own too (the
-    assets log to MLflow in this process).
-
-    ``envs.integration_env`` looks for environments under ``sys.prefix``, which inside a tool's
-    environment is that environment: its siblings are one folder up.
-    """
-    from mlopsbench.toolkit import envs
-
-    if envs.importable_here(envs.TRACKING_TOOL) or envs.read_record(Path(sys.prefix)) is None:
-        return
-    mlflow_env = Path(sys.prefix).parent / envs.TRACKING_TOOL
-    if envs.read_record(mlflow_env) is None:
-        return  # its tests then fail on the import, saying what is missing
-    folder = str(envs.site_packages(mlflow_env))
-    site.addsitedir(folder)
-    sites = [p for p in os.environ.get(envs.EXTRA_SITES_ENV, "").split(os.pathsep) if p]
-    os.environ[envs.EXTRA_SITES_ENV] = os.pathsep.join(dict.fromkeys([*sites, folder]))
-
-
-_mlflow_client_beside_dagster()
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,7 @@ identity here, and the adapter sets the project's own).
 
 from __future__ import annotations
 
-import os
-import site
-import sys
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,73 +18,9 @@ import pytest
 from mlopsbench.result import RunRequest, RunResult
 from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 
-
-def _mlflow_client_beside_dvc() -> None:
-    """MLflow's client from MLflow's own environment, after DVC's packages: what
-    ``scripts/run_tests.py`` and ``mlopsbench run --tracking-uri`` set up, so that
-    ``python -m pytest tests/tools/dvc`` in DVC's environment works on its own too (the evaluate
-    stage logs to MLflow in its process; the tests read MLflow back in this one).
-
-    ``envs.integration_env`` looks for environments under ``sys.prefix``, which inside a tool's
-    environment is that environment: its siblings are one folder up.
-    """
-    from mlopsbench.toolkit import envs
-
-    if envs.importable_here(envs.TRACKING_TOOL) or envs.read_record(Path(sys.prefix)) is None:
-        return
-    mlflow_env = Path(sys.prefix).parent / envs.TRACKING_TOOL
-    if envs.read_record(mlflow_env) is None:
-        return  # the MLflow test then fails on the import, saying what is missing
-    folder = str(envs.site_packages(mlflow_env))
-    site.addsitedir(folder)
-    sites = [p for p in os.environ.get(envs.EXTRA_SITES_ENV, "").split(os.pathsep) if p]
-    os.environ[envs.EXTRA_SITES_ENV] = os.pathsep.join(dict.fromkeys([*sites, folder]))
-
-
-_mlflow_client_beside_dvc()
-
 # One OpenMP thread per stage process: on a busy 2-core box, spinning threads slow t-SNE a lot.
 THREADS = {"threads": "1"}
 NO_EXPERIMENT = {"experiment": "none"}
-
-FAIL_STAGE_ENV = "MLOPSBENCH_TEST_FAIL_STAGE"
-
-# Loaded by every Python process started with this folder on PYTHONPATH (dvc and every stage
-# it starts): wraps the core stage named in $MLOPSBENCH_TEST_FAIL_STAGE to raise.
-SITECUSTOMIZE = textwrap.dedent(
-    f"""
-    import os
-
-    _target = os.environ.get("{FAIL_STAGE_ENV}", "")
-    if _target:
-        import importlib
-
-        _module_name, _, _stage = _target.partition(":")
-        _module = importlib.import_module(_module_name)
-
-        def _failing(*args, **kwargs):
-            raise RuntimeError(f"injected failure in {{_stage}}")
-
-        setattr(_module, _stage, _failing)
-    """
-)
-
-
-@pytest.fixture
-def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """``fail_stage("mlopsbench.usecases.digits.stages:evaluate_model")``: from then on, that
-    core stage raises in every stage process this test starts (DVC passes its environment on).
-    The pipeline files know nothing about it."""
-    folder = tmp_path / "fault-injection"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
-
-    def fail(target: str) -> None:
-        monkeypatch.setenv(FAIL_STAGE_ENV, target)
-
-    yield fail
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,7 @@ under a session temp folder; the root conftest already isolates HOME, TMPDIR and
 
 from __future__ import annotations
 
-import os
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,45 +18,6 @@ from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 
 # One OpenMP thread per step process: on a busy 2-core box, spinning threads make t-SNE 3x slower.
 THREADS = {"threads": "1"}
-
-FAIL_STAGE_ENV = "MLOPSBENCH_TEST_FAIL_STAGE"
-
-# Loaded by every Python process started with this folder on PYTHONPATH (the Runner's process
-# and every step's): wraps the core stage named in $MLOPSBENCH_TEST_FAIL_STAGE to raise.
-SITECUSTOMIZE = textwrap.dedent(
-    f"""
-    import os
-
-    _target = os.environ.get("{FAIL_STAGE_ENV}", "")
-    if _target:
-        import importlib
-
-        _module_name, _, _stage = _target.partition(":")
-        _module = importlib.import_module(_module_name)
-
-        def _failing(*args, **kwargs):
-            raise RuntimeError(f"injected failure in {{_stage}}")
-
-        setattr(_module, _stage, _failing)
-    """
-)
-
-
-@pytest.fixture
-def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """``fail_stage("mlopsbench.usecases.sentiment.stages:evaluate_model")``: from then on, that
-    core stage raises in every flow process this test starts (the Runner passes the environment
-    on). Undo with ``monkeypatch.delenv(FAIL_STAGE_ENV)``; the pipeline files know nothing."""
-    folder = tmp_path / "fault-injection"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
-
-    def fail(target: str) -> None:
-        monkeypatch.setenv(FAIL_STAGE_ENV, target)
-
-    yield fail
 
 
 @pytest.fixture

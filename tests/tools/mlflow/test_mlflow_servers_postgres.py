@@ -65,9 +65,7 @@ def _mlflow_client_for_other_tools() -> dict[str, str]:
     own packages. Started from here, the CLI would not add it (it can import MLflow itself)."""
     from mlopsbench.toolkit import envs
 
-    sites = [p for p in os.environ.get(envs.EXTRA_SITES_ENV, "").split(os.pathsep) if p]
-    own = str(envs.site_packages(Path(sys.prefix)))
-    return {envs.EXTRA_SITES_ENV: os.pathsep.join(dict.fromkeys([*sites, own]))}
+    return envs.with_extra_site(envs.site_packages(Path(sys.prefix)))
 
 
 def _start(root: Path, port: int, out: Path) -> subprocess.Popen[bytes]:

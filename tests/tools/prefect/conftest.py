@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,60 +33,6 @@ os.environ.update(
 
 # One OpenMP thread: on a busy 2-core box, spinning threads make t-SNE 3x slower.
 THREADS = {"threads": "1"}
-
-FAIL_STAGE_ENV = "MLOPSBENCH_TEST_FAIL_STAGE"
-FAIL_ONCE_ENV = "MLOPSBENCH_TEST_FAIL_ONCE"  # a marker file: fail only while it does not exist
-
-# Loaded by every Python process started with this folder on PYTHONPATH (the adapter's worker):
-# wraps the core stage named in $MLOPSBENCH_TEST_FAIL_STAGE ("module:function:ErrorName") to
-# raise; with $MLOPSBENCH_TEST_FAIL_ONCE, only the first call does (a transient fault).
-SITECUSTOMIZE = textwrap.dedent(
-    f"""
-    import os
-
-    _target = os.environ.get("{FAIL_STAGE_ENV}", "")
-    if _target:
-        import functools
-        import importlib
-
-        import mlopsbench.errors
-
-        _module_name, _stage, _error = _target.split(":")
-        _module = importlib.import_module(_module_name)
-        _original = getattr(_module, _stage)
-        _error_class = getattr(mlopsbench.errors, _error, RuntimeError)
-
-        @functools.wraps(_original)
-        def _failing(*args, **kwargs):
-            marker = os.environ.get("{FAIL_ONCE_ENV}")
-            if marker and os.path.exists(marker):
-                return _original(*args, **kwargs)
-            if marker:
-                open(marker, "w").close()
-            raise _error_class(f"injected failure in {{_stage}}")
-
-        setattr(_module, _stage, _failing)
-    """
-)
-
-
-@pytest.fixture
-def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """``fail_stage("mlopsbench.usecases.digits.stages:train_model", "DataError", once=False)``:
-    from then on that core stage raises in the worker processes this test starts. The
-    pipeline files know nothing of it."""
-    folder = tmp_path / "fault-injection"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
-
-    def fail(target: str, error: str = "RuntimeError", once: bool = False) -> None:
-        monkeypatch.setenv(FAIL_STAGE_ENV, f"{target}:{error}")
-        if once:
-            monkeypatch.setenv(FAIL_ONCE_ENV, str(folder / "failed-once"))
-
-    yield fail
 
 
 @pytest.fixture(scope="session")

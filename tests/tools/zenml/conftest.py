@@ -9,9 +9,6 @@ and the adapter gives every run its own ``ZENML_CONFIG_PATH``.
 
 from __future__ import annotations
 
-import os
-import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,68 +23,6 @@ from mlopsbench.usecases.sentiment.config import SentimentConfig
 THREADS = {"threads": "1"}
 # The shared digits run: the configuration whose accuracy plain must give too.
 DIGITS = DigitsConfig(model="simple", epochs=1, threshold=0.5)
-FAIL_STAGE_ENV = "MLOPSBENCH_TEST_FAIL_STAGE"
-
-# Loaded by every Python process started with this folder on PYTHONPATH (the worker, where
-# ZenML's local orchestrator runs the steps): wraps the core stage named in
-# $MLOPSBENCH_TEST_FAIL_STAGE to raise.
-SITECUSTOMIZE = textwrap.dedent(
-    f"""
-    import os
-
-    _target = os.environ.get("{FAIL_STAGE_ENV}", "")
-    if _target:
-        import importlib
-
-        _module_name, _, _stage = _target.partition(":")
-        _module = importlib.import_module(_module_name)
-
-        def _failing(*args, **kwargs):
-            raise RuntimeError(f"injected failure in {{_stage}}")
-
-        setattr(_module, _stage, _failing)
-    """
-)
-
-
-def _mlflow_client_for_the_worker() -> None:
-    """MLflow's client from MLflow's own environment, after ZenML's packages, for the worker
-    processes (the pipeline's last step logs to MLflow there): what ``scripts/run_tests.py``
-    and ``mlopsbench run --tracking-uri`` set up, so that ``python -m pytest
-    tests/tools/zenml`` in ZenML's environment works on its own too.
-
-    ``envs.integration_env`` looks for environments under ``sys.prefix``, which inside a tool's
-    environment is that environment: its siblings are one folder up.
-    """
-    from mlopsbench.toolkit import envs
-
-    if envs.importable_here(envs.TRACKING_TOOL) or envs.read_record(Path(sys.prefix)) is None:
-        return
-    mlflow_env = Path(sys.prefix).parent / envs.TRACKING_TOOL
-    if envs.read_record(mlflow_env) is None:
-        return  # the MLflow test then fails in the worker, saying what is missing
-    folder = str(envs.site_packages(mlflow_env))
-    sites = [p for p in os.environ.get(envs.EXTRA_SITES_ENV, "").split(os.pathsep) if p]
-    os.environ[envs.EXTRA_SITES_ENV] = os.pathsep.join(dict.fromkeys([*sites, folder]))
-
-
-_mlflow_client_for_the_worker()
-
-
-@pytest.fixture
-def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """``fail_stage("mlopsbench.usecases.digits.stages:train_model")``: from then on, that core
-    stage raises in every worker this test starts. The pipeline files know nothing of it."""
-    folder = tmp_path / "fault-injection"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
-
-    def fail(target: str) -> None:
-        monkeypatch.setenv(FAIL_STAGE_ENV, target)
-
-    return fail
 
 
 @pytest.fixture(scope="session")
