@@ -628,6 +628,17 @@ CASES = [
         "exists and is not empty",
         setup=non_empty_out,
     ),
+    Case("compare-sweep-workers-zero", ("compare", "sweep", "--workers", "0"), 2, ">= 1"),
+    Case("compare-sweep-workers-text", ("compare", "sweep", "--workers", "two"), 2, "integers"),
+    Case("compare-workers-on-digits", ("compare", "--workers", "2"), 2, "does not apply"),
+    Case("compare-models-on-sweep", ("compare", "sweep", "--models", "cnn"), 2, "does not apply"),
+    Case(
+        "compare-sweep-more-trials-than-points",
+        ("compare", "sweep", "--set", "trials=99"),
+        2,
+        "exceed the 36 distinct points",
+    ),
+    Case("run-sweep-bad-rates", ("run", "sweep", "--learning-rates", "fast"), 2, "floats"),
     Case("report-missing-folder", ("report", "no-such-folder"), 1, "no results.jsonl"),
     Case("report-empty-results", ("report", "cmp"), 1, "holds no result rows", setup=results_empty),
     # --- servers, serving, KFP -----------------------------------------------------------

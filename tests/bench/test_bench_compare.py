@@ -395,3 +395,24 @@ def test_two_versions_of_a_tool_are_two_rows_from_two_environments(tmp_path: Pat
     assert installs[other]["distributions"] > 10
     assert "mlflow-3.16.0-simple-r1" in {r["id"] for r in runs.values()}
     assert other in (out / "report.md").read_text()
+
+
+def test_compare_sweep_on_plain_has_a_row_per_parallelism(tmp_path: Path) -> None:
+    """``compare sweep``: one row per --workers value, the sweep section in the report."""
+    from typer.testing import CliRunner
+
+    from mlopsbench.cli import app
+
+    out = tmp_path / "cmp"
+    args = ["compare", "sweep", "--tools", "plain", "--workers", "1,2", "--epochs", "1"]
+    sweep = ["--set", "trials=2", "--set", "models=simple", "--set", "threshold=0.5"]
+    result = CliRunner().invoke(app, [*args, *sweep, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [r for r in read_rows(out / "results.jsonl") if r["kind"] == "run"]
+    assert [r["model"] for r in rows] == ["2x-w1", "2x-w2"]
+    assert [r["result"]["tool_info"]["sweep"]["workers"] for r in rows] == [1, 2]
+    bests = {r["result"]["tool_info"]["sweep"]["best"]["name"] for r in rows}
+    assert len(bests) == 1  # the same best trial at any parallelism
+    meta = read_rows(out / "results.jsonl")[0]
+    assert "capabilities" in meta  # the grids are of the code that ran
+    assert "Sweep: trials fanned out by each tool" in (out / "report.md").read_text()

@@ -138,6 +138,7 @@ def test_core_job_leaves_each_tool_suite_to_its_job(
     assert steps.index("scripts/install_ci_tools.sh") < steps.index("pytest")
 
 
+@pytest.mark.capability("*", "ci_workflow")
 @pytest.mark.parametrize("tool", [name for name in TOOLS if name != "plain"])
 def test_tool_job_tests_and_runs_its_pipeline(workflow: dict[str, Any], tool: str) -> None:
     job = _jobs(workflow)[tool]
@@ -158,6 +159,9 @@ def test_tool_job_tests_and_runs_its_pipeline(workflow: dict[str, Any], tool: st
     ] in commands
     runs = [argv for argv in commands if argv[:3] == ["mlopsbench", "run", "digits"]]
     assert runs, f"{tool} job never runs its pipeline"
+    sweeps = [argv for argv in commands if argv[:3] == ["mlopsbench", "run", "sweep"]]
+    assert sweeps, f"{tool} job never runs its sweep"
+    assert all(argv[argv.index("--tool") + 1] == tool for argv in sweeps)
     for argv in runs:
         assert argv[argv.index("--tool") + 1] == tool
         assert argv[argv.index("--model") + 1] == "simple"

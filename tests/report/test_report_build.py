@@ -216,6 +216,8 @@ def no_charts(monkeypatch: pytest.MonkeyPatch) -> None:
         "accuracy_chart",
         "heatmap_chart",
         "ranking_chart",
+        "grouped_bar_chart",
+        "rank_shift_chart",
     ):
         monkeypatch.setattr(charts, name, lambda *a, **k: TINY_PNG)
 
@@ -336,6 +338,8 @@ def build_document_without_charts(rows: list[dict[str, Any]]) -> Any:
             "accuracy_chart",
             "heatmap_chart",
             "ranking_chart",
+            "grouped_bar_chart",
+            "rank_shift_chart",
         ):
             patch.setattr(charts, name, lambda *a, **k: TINY_PNG)
         return build_document(rows)

@@ -32,7 +32,7 @@ class CompareConfig:
 
     usecase: str
     tools: tuple[str, ...]
-    models: tuple[str, ...]  # values of the use case's ``model`` setting; () = the config's
+    models: tuple[Any, ...]  # values of the use case's run axis (``model``); () = the config's
     repeats: int
     config: dict[str, Any]  # flat use-case config shared by every run (model set per run)
     out_dir: Path
@@ -86,7 +86,8 @@ def plan_runs(cfg: CompareConfig) -> list[RunSpec]:
 
     usecase = get_usecase(cfg.usecase)
     tools = sorted(cfg.tools, key=lambda t: (t != "plain", cfg.tools.index(t)))
-    configs = [{**cfg.config, "model": m} for m in cfg.models] if cfg.models else [cfg.config]
+    axis = usecase.run_axis
+    configs = [{**cfg.config, axis: m} for m in cfg.models] if cfg.models else [cfg.config]
     specs: list[RunSpec] = []
     for repeat in range(1, cfg.repeats + 1):
         for config in configs:
@@ -263,11 +264,12 @@ def run_row(
         "result": {
             k: v
             for k, v in (payload or {}).items()
-            if k not in ("evidence", "evidence_error", "worker")
+            if k not in ("evidence", "evidence_error", "worker", "deprecations")
         }
         or None,
         "evidence": (payload or {}).get("evidence"),
         "evidence_error": (payload or {}).get("evidence_error"),
+        "deprecations": (payload or {}).get("deprecations") or [],
         "measure": _measure_row(payload, outcome, error, ended_at),
         "load_avg": [load_before, os.getloadavg()[0]],
         "run_dir": str(run_dir),
@@ -286,6 +288,7 @@ def _read_payload(path: Path) -> dict[str, Any] | None:
 def meta_row(cfg: CompareConfig) -> dict[str, Any]:
     from mlopsbench.bench.environment import machine_info
     from mlopsbench.bench.instrumentation import count_all
+    from mlopsbench.toolkit.capabilities import load_catalogue
     from mlopsbench.toolkit.envs import EnvSpec
     from mlopsbench.toolkit.registry import get_tool
 
@@ -309,6 +312,9 @@ def meta_row(cfg: CompareConfig) -> dict[str, Any]:
         "environment": machine_info(),
         "instrumentation": {t: c.to_dict() for t, c in counts.items()},
         "tools_declared": {t: get_tool(t).facts() for t in bases},
+        # Which test exercises which flexibility/interoperability item on which tool, as this
+        # version of mlopsbench has them: the report's grids are of the code that ran.
+        "capabilities": load_catalogue(),
     }
 
 

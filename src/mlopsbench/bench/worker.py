@@ -16,6 +16,8 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +48,69 @@ def _evidence(tool: str, result: Any) -> tuple[dict[str, bool] | None, str | Non
     from mlopsbench.result import EVIDENCE_KEYS
     from mlopsbench.toolkit.registry import get_tool
 
-    declared = get_tool(tool)
-    reader = getattr(declared.import_adapter(), "evidence", None)
+    module = get_tool(tool).import_runner_module(result.usecase)
+    reader = getattr(module, "evidence", None)
     if not callable(reader):
-        return None, f"{declared.package}.{declared.adapter} has no evidence(result)"
+        return None, f"{module.__name__} has no evidence(result)"
     try:
         found = reader(result)
     except Exception as exc:  # a broken reader must not lose the run's result
         traceback.print_exc()
         return {k: False for k in EVIDENCE_KEYS}, f"evidence() raised {_one_line(exc)}"
     return {k: bool(found.get(k, False)) for k in EVIDENCE_KEYS}, None
+
+
+DEPRECATION_CATEGORIES = ("DeprecationWarning", "PendingDeprecationWarning", "FutureWarning")
+MAX_DEPRECATIONS = 50
+
+
+@contextmanager
+def _deprecations(tool: str) -> Iterator[list[dict[str, str]]]:
+    """Deprecation and future warnings the tool's own packages raised in this process during
+    the run (the documentation criterion's evidence: API a user's code will have to change).
+
+    Only this process is seen: steps a tool runs in processes of its own are not.
+    """
+    import warnings
+
+    from mlopsbench.toolkit.registry import get_tool
+
+    packages = get_tool(tool).api_packages
+    seen: list[dict[str, str]] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # once per location, as Python shows them
+        try:
+            yield seen
+        finally:
+            seen.extend(_tool_deprecations(caught, packages))
+
+
+def _tool_deprecations(caught: list[Any], packages: tuple[str, ...]) -> list[dict[str, str]]:
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for item in caught:
+        kinds = {cls.__name__ for cls in type(item.message).__mro__} if item.message else set()
+        if not kinds & set(DEPRECATION_CATEGORIES):
+            continue
+        origin = _package_of(str(item.filename), packages)
+        if origin is None:
+            continue
+        text = " ".join(str(item.message).split())[:200]
+        found.setdefault(
+            (type(item.message).__name__, text),
+            {"category": type(item.message).__name__, "message": text, "package": origin},
+        )
+    return list(found.values())[:MAX_DEPRECATIONS]
+
+
+def _package_of(filename: str, packages: tuple[str, ...]) -> str | None:
+    """The tool package a warning's source file belongs to (``.../site-packages/mlflow/...``;
+    mlopsbench's own ``tools/mlflow/`` folder is not MLflow)."""
+    parts = Path(filename).parts
+    installed = {parts[i + 1] for i, part in enumerate(parts[:-1]) if part == "site-packages"}
+    for package in packages:
+        if package.split(".")[0] in installed:
+            return package
+    return None
 
 
 def _failed_result(request: dict[str, Any], error: str) -> dict[str, Any]:
@@ -79,22 +134,24 @@ def run_request(request: dict[str, Any]) -> tuple[dict[str, Any], int]:
         config = build_config(request["usecase"], request["config"])
         _phase(status_path, "import")
         t0 = time.perf_counter()
-        runner = load_runner(request["tool"])
+        runner = load_runner(request["tool"], request["usecase"])
         timings["import_s"] = time.perf_counter() - t0
         _phase(status_path, "run")
         t0 = time.perf_counter()
-        result = runner(
-            RunRequest(
-                usecase=request["usecase"],
-                config=config,
-                out_dir=Path(request["out_dir"]),
-                tracking_uri=request.get("tracking_uri"),
-                show_progress=False,
-                options=dict(request.get("options") or {}),
+        with _deprecations(request["tool"]) as seen:
+            result = runner(
+                RunRequest(
+                    usecase=request["usecase"],
+                    config=config,
+                    out_dir=Path(request["out_dir"]),
+                    tracking_uri=request.get("tracking_uri"),
+                    show_progress=False,
+                    options=dict(request.get("options") or {}),
+                )
             )
-        )
         timings["run_s"] = time.perf_counter() - t0
         payload = result.to_dict()
+        payload["deprecations"] = seen
         _phase(status_path, "evidence")
         t0 = time.perf_counter()
         payload["evidence"], payload["evidence_error"] = _evidence(request["tool"], result)

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 def compare(
-    usecase: Annotated[str, typer.Argument(help="digits or sentiment.")] = "digits",
+    usecase: Annotated[str, typer.Argument(help="digits, sentiment or sweep.")] = "digits",
     tools: Annotated[
         str | None,
         typer.Option(
@@ -43,6 +43,13 @@ def compare(
     models: Annotated[
         str | None,
         typer.Option("--models", help="Comma-separated values of the use case's model setting."),
+    ] = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            "--workers",
+            help="Sweep: comma-separated parallel trials, one row each (default 1,2).",
+        ),
     ] = None,
     repeats: Annotated[int, typer.Option(help="Runs per tool and model (median and spread).")] = 1,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (use case default).")] = None,
@@ -123,7 +130,9 @@ def compare(
     case = get_usecase(usecase)
     chosen = tools.split(",") if tools and tools.strip() != "all" else list(tool_names())
     tool_list = tuple(dict.fromkeys(row_label(t) for t in chosen if t.strip()))
-    model_list = tuple(dict.fromkeys(m.strip() for m in (models or "").split(",") if m.strip()))
+    model_list: tuple[Any, ...] = tuple(
+        dict.fromkeys(m.strip() for m in (models or "").split(",") if m.strip())
+    )
     shortcuts = {
         "--epochs": ("epochs", epochs),
         "--seed": ("seed", seed),
@@ -134,8 +143,13 @@ def compare(
     }
     values = _apply_shortcuts(case, shortcuts)
     values = absolutize_paths(apply_overrides(values, set_ or [], field_types(case.name)))
+    if case.run_axis == "workers":
+        model_list = _worker_counts(workers)
+    elif workers is not None:
+        raise ConfigError(f"--workers does not apply to the {case.name} use case")
+    axis = case.run_axis
     for model in model_list or (None,):  # every planned config fails before any run starts
-        case.config({**values, "model": model} if model else values)
+        case.config({**values, axis: model} if model else values)
     selected, _ = resolve_profiles(load_matrix(), weights, profile)
     cfg = CompareConfig(
         usecase=case.name,
@@ -171,6 +185,18 @@ def compare(
     if failed:  # recorded in the report; the exit code tells scripts and CI
         error(f"{len(failed)} run(s) failed: {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+def _worker_counts(text: str | None) -> tuple[int, ...]:
+    """``--workers 1,2`` -> (1, 2): one row per parallelism."""
+    items = [part.strip() for part in (text or "1,2").split(",") if part.strip()]
+    try:
+        counts = tuple(dict.fromkeys(int(item) for item in items))
+    except ValueError:
+        raise ConfigError(f"--workers expects comma-separated integers, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"--workers expects integers >= 1, got {text!r}")
+    return counts
 
 
 def prepare_environments(labels: tuple[str, ...], tracking: bool) -> None:

@@ -98,9 +98,9 @@ def usecase_command(usecase: Any) -> Callable[..., None]:
 
 
 def _register() -> None:
-    from mlopsbench.usecases.registry import all_usecases
+    from mlopsbench.usecases.registry import every_usecase
 
-    for usecase in all_usecases():
+    for usecase in every_usecase():
         app.command(usecase.name)(usecase_command(usecase))
 
 
@@ -139,7 +139,7 @@ def run_and_report(usecase: str, tool: str, cfg: Any, out: Path, tracking_uri: s
     # Continues only where this interpreter can run the tool (else: runs again in its env).
     run_in_tool_env(spec.label, tracking=bool(tracking_uri))
     name = get_tool(spec.tool).name
-    runner = load_runner(name)
+    runner = load_runner(name, usecase)
     created_from = _first_missing(out)  # the folders this run creates, to undo on bad input
     run_dir = new_run_dir(out, name, usecase)
     request = RunRequest(

@@ -19,6 +19,11 @@ from mlopsbench.bench.results import read_rows, results_path
 from mlopsbench.report import charts
 from mlopsbench.report import matrix as mx
 from mlopsbench.report.aggregate import SPLIT_PARTS, Summary, summarize
+from mlopsbench.report.capabilities import (
+    appendix_section,
+    checklist_section,
+    documentation_section,
+)
 from mlopsbench.report.document import (
     Bullets,
     Document,
@@ -30,6 +35,7 @@ from mlopsbench.report.document import (
     to_markdown,
 )
 from mlopsbench.report.measured import FORMULAS, MEASURABLE, measured_matrix
+from mlopsbench.report.sweep import sweep_section
 from mlopsbench.result import EVIDENCE_KEYS
 from mlopsbench.toolkit.envs import base_tool
 
@@ -588,7 +594,12 @@ def _paper_total(paper_totals: Mapping[str, Any], tool: str) -> str:
     return str(paper_totals[base]) if base in paper_totals else NOT_IN_PAPER
 
 
-def _measured(summary: Summary, matrix: mx.PaperMatrix, selected: mx.WeightProfile) -> Section:
+def _measured(
+    summary: Summary,
+    matrix: mx.PaperMatrix,
+    selected: mx.WeightProfile,
+    profiles: Mapping[str, mx.WeightProfile],
+) -> Section:
     sec = Section("Measured scores next to the paper's", "measured")
     sec.blocks.append(
         "Criteria we can measure get a score from a formula (below); the others keep the paper's score, "
@@ -642,8 +653,9 @@ def _measured(summary: Summary, matrix: mx.PaperMatrix, selected: mx.WeightProfi
         Bullets(
             (
                 *tuple(f"**{k}** = {v}" for k, v in FORMULAS.items()),
-                "**flexibility, interoperability, documentation** = the paper's score "
-                "(nothing on one machine measures them)",
+                "**documentation** = the paper's score (nothing here measures how good a "
+                "tool's documentation is; the deprecation warnings seen in these runs and the "
+                "API changes the paper's code hits are listed beside it as evidence)",
             )
         )
     )
@@ -679,7 +691,50 @@ def _measured(summary: Summary, matrix: mx.PaperMatrix, selected: mx.WeightProfi
                 "measured matrix heatmap",
             )
         )
+    sec.blocks += _ranking_moves(summary, matrix, profiles)
     return sec
+
+
+def _ranking_moves(
+    summary: Summary, matrix: mx.PaperMatrix, profiles: Mapping[str, mx.WeightProfile]
+) -> list[Any]:
+    """Paper ranking vs measured ranking of the paper's tools under every weight profile."""
+    paper_ranks: dict[str, dict[str, int]] = {}
+    measured_ranks: dict[str, dict[str, int]] = {}
+    rows = []
+    for name, profile in profiles.items():
+        measured = measured_matrix(summary, matrix, profile.weights)
+        totals = {
+            t: row["total"] for t, row in measured.items() if t in matrix.tools and row["total"]
+        }
+        if len(totals) < 2:
+            continue
+        paper = {t: v for t, v in mx.totals(matrix, profile.weights).items() if t in totals}
+        paper_ranks[name] = {t: r for r, t, _v in mx.ranking(paper)}
+        measured_ranks[name] = {t: r for r, t, _v in mx.ranking(totals)}
+        rows.append(
+            (
+                name,
+                " > ".join(t for _r, t, _v in mx.ranking(paper)),
+                " > ".join(f"{t} {v}" for _r, t, v in mx.ranking(totals)),
+            )
+        )
+    if not rows:
+        return []
+    return [
+        Table(
+            ("profile", "paper ranking", "measured ranking (total)"),
+            tuple(rows),
+            "How the ranking moves, over the paper's tools measured here",
+        ),
+        Image(
+            "ranking_moves",
+            charts.rank_shift_chart(
+                list(paper_ranks), paper_ranks, measured_ranks, tool_colours(summary.meta)
+            ),
+            "paper ranking vs measured ranking per profile",
+        ),
+    ]
 
 
 def _failures(summary: Summary) -> Section | None:
@@ -763,9 +818,11 @@ def build_document(
     selected, profiles = _select_profile(matrix, summary.meta, weights_file, profile)
     many = len(summary.models) > 1
     doc = Document("MLOps tools compared — mlopsbench", _subtitle(summary))
+    sweep = sweep_section(summary, tool_colours(summary.meta)) if summary.stats else None
     if summary.stats:
         doc.sections += [
             _overview(summary, many),
+            *([sweep] if sweep else []),
             _split(summary, many),
             _repro(summary),
             _evidence(summary),
@@ -775,11 +832,16 @@ def build_document(
     doc.sections += [section for section in (latency, published) if section is not None]
     doc.sections += [_instrumentation(summary), _install(summary), _paper_matrix(matrix)]
     section, _totals = _profiles(matrix, selected, profiles, tool_colours(summary.meta))
-    doc.sections += [section, _measured(summary, matrix, selected)]
+    doc.sections += [
+        checklist_section(summary, matrix),
+        documentation_section(summary),
+        section,
+        _measured(summary, matrix, selected, profiles),
+    ]
     failures = _failures(summary)
     if failures:
         doc.sections.append(failures)
-    doc.sections.append(_environment(summary))
+    doc.sections += [_environment(summary), appendix_section(summary)]
     return doc
 
 

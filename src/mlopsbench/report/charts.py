@@ -287,3 +287,66 @@ def ranking_chart(
 
 def _finite_totals(row: dict[str, Decimal]) -> dict[str, float]:
     return {tool: v for tool, total in row.items() if (v := _finite(total)) is not None}
+
+
+def grouped_bar_chart(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    title: str,
+    ylabel: str,
+) -> bytes:
+    """One group of bars per category (a tool), one bar per series (e.g. 1 and 2 workers)."""
+    if not categories or not series:
+        return _no_data_chart(title)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(categories) + 2), 3.6))
+    width = 0.8 / len(series)
+    for n, (name, values) in enumerate(series.items()):
+        xs = [i + (n - (len(series) - 1) / 2) * width for i in range(len(categories))]
+        heights = [_or(v, 0.0) for v in values]
+        bars = ax.bar(xs, heights, width=width, label=name)
+        for bar, value in zip(bars, values, strict=True):
+            if _finite(value) is not None:
+                ax.annotate(
+                    f"{value:.1f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    ax.set_xticks(range(len(categories)), list(categories), rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def rank_shift_chart(
+    profiles: Sequence[str],
+    paper_ranks: Mapping[str, Mapping[str, int]],
+    measured_ranks: Mapping[str, Mapping[str, int]],
+    colours: Mapping[str, str],
+) -> bytes:
+    """Per weight profile, each tool's rank in the paper (left) and measured (right)."""
+    shown = [p for p in profiles if paper_ranks.get(p) and measured_ranks.get(p)]
+    if not shown:
+        return _no_data_chart("How the ranking moves", "no profile with measured totals")
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown) + 1, 3.4), squeeze=False)
+    for ax, profile in zip(axes[0], shown, strict=True):
+        paper, measured = paper_ranks[profile], measured_ranks[profile]
+        worst = max([*paper.values(), *measured.values()])
+        for tool in paper:
+            if tool not in measured:
+                continue
+            colour = colours.get(tool, DEFAULT_COLOUR)
+            ax.plot([0, 1], [paper[tool], measured[tool]], marker="o", color=colour)
+            ax.text(-0.08, paper[tool], tool, ha="right", va="center", fontsize=7)
+            ax.text(1.08, measured[tool], tool, ha="left", va="center", fontsize=7)
+        ax.set_xlim(-0.7, 1.7)
+        ax.set_ylim(worst + 0.5, 0.5)
+        ax.set_xticks([0, 1], ["paper", "measured"])
+        ax.set_yticks(range(1, worst + 1))
+        ax.set_title(profile, fontsize=9)
+    fig.suptitle("How the ranking moves: paper scores vs measured scores, per weight profile")
+    return _png(fig)

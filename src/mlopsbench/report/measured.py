@@ -14,27 +14,42 @@ from typing import Any
 
 from mlopsbench.report.aggregate import Summary
 from mlopsbench.report.matrix import PaperMatrix, weighted_total
+from mlopsbench.toolkit.capabilities import CHECKLISTS, checklist, load_catalogue
 from mlopsbench.toolkit.envs import base_tool, env_label
 
 # Constants of the instrumentation formula: lines touching the tool's API, distinct API names.
 LINES_PER_POINT = 40
+SERVICE_PENALTY = 0.25  # points per service that must run before the tool's UI shows a run
 API_NAMES_PER_POINT = 10
 
 FORMULAS = {
     "installation": "10 − log2(disk MB / lightest tool's disk MB) − log2(distributions / fewest "
-    "distributions), over what each tool's own environment adds to the shared core (a cold "
-    "rebuild from the registry with --measure-install, else the environment the runs used). It "
-    "measures the packages only; the paper also weighed deploying a UI, whose services are "
-    "listed in the services table, not scored",
+    f"distributions) − {SERVICE_PENALTY} × (services a UI needs), over what each tool's own "
+    "environment adds to the shared core (a cold rebuild from the registry with "
+    "--measure-install, else the environment the runs used); the services are the tool's "
+    "declared ones (services table; those startable here are timed to healthy by "
+    "--measure-servers), the paper's 'deploying a UI'",
     "instrumentation": f"10 − (lines touching the tool API) / {LINES_PER_POINT} − (distinct tool API "
     f"names) / {API_NAMES_PER_POINT}; counted with ast over the tool's pipeline/ folder (what "
     "its users write), not its adapter",
     "interpretability": "10 × (evidence items the tool's own store held in every run) / 7: params, "
     "per-epoch metrics, final metrics, model artifact, plots, lineage, run state",
+    "flexibility": "10 × (checklist items held) / 8 — typed parameters, conditional branch, "
+    "fan-out/fan-in, dynamic task count, retries with back-off, resume/cache, schedule, per-step "
+    "resources; an item holds only where a test runs it on the tool (appendix)",
+    "interoperability": "10 × (checklist items held) / 6 — logs to MLflow, REST/CLI trigger, CI "
+    "workflow, PostgreSQL store, cluster export, model to MLflow; an item holds only where a test "
+    "runs it on the tool (appendix)",
     "performance": "10 × (plain median wall time / tool median wall time), mean over models "
     "(not a paper criterion: shown, not weighted)",
 }
-MEASURABLE = ("installation", "instrumentation", "interpretability")
+MEASURABLE = (
+    "installation",
+    "flexibility",
+    "interoperability",
+    "instrumentation",
+    "interpretability",
+)
 
 
 def _clamp(value: float) -> float:
@@ -48,7 +63,11 @@ class MeasuredScore:
     detail: str = ""
 
 
-def installation_scores(installs: list[dict[str, Any]]) -> dict[str, MeasuredScore]:
+def installation_scores(
+    installs: list[dict[str, Any]], services: dict[str, int] | None = None
+) -> dict[str, MeasuredScore]:
+    """Per tool environment; ``services``: base tool -> services its UI needs (declared)."""
+    services = services or {}
     usable = [
         r
         for r in installs
@@ -67,15 +86,17 @@ def installation_scores(installs: list[dict[str, Any]]) -> dict[str, MeasuredSco
     min_n = min(int(r["distributions"]) for r in good)
     scores = {}
     for r in good:
+        needed = services.get(base_tool(str(r["tool"])), 0)
         value = (
             10
             - math.log2(float(r["disk_mb"]) / min_mb)
             - math.log2(int(r["distributions"]) / min_n)
+            - SERVICE_PENALTY * needed
         )
         scores[r["tool"]] = MeasuredScore(
             round(_clamp(value), 1),
             "measured",
-            f"{r['disk_mb']:.0f} MB, {r['distributions']} dists",
+            f"{r['disk_mb']:.0f} MB, {r['distributions']} dists, {needed} UI services",
         )
     return scores
 
@@ -95,6 +116,21 @@ def interpretability_score(summary: Summary, tool: str) -> MeasuredScore:
         return MeasuredScore(None, "n/a", "no evidence (no completed run or no evidence reader)")
     got = min(counts)
     return MeasuredScore(round(10 * got / 7, 1), "measured", f"{got}/7 items")
+
+
+def catalogue_of(summary: Summary) -> dict[str, dict[str, list[str]]]:
+    """The capability catalogue the compare recorded (that version's tests), else this one's."""
+    recorded = summary.meta.get("capabilities")
+    return recorded if isinstance(recorded, dict) else load_catalogue()
+
+
+def checklist_score(tool: str, name: str, found: dict[str, dict[str, list[str]]]) -> MeasuredScore:
+    if tool == "plain":
+        return MeasuredScore(None, "n/a", "the baseline has no tool to exercise")
+    result = checklist(tool, name, found)
+    return MeasuredScore(
+        round(result["score"], 1), "measured", f"{result['held']}/{result['total']} {name} items"
+    )
 
 
 def performance_score(summary: Summary, tool: str) -> MeasuredScore:
@@ -117,8 +153,11 @@ def measured_matrix(
     Criteria without a measurement use the paper's score (source "paper"), so the total is
     comparable with Table 2; an unmeasurable measurable criterion (n/a) also falls back to it.
     """
-    installs = installation_scores(summary.installs)
+    declared = summary.meta.get("tools_declared") or {}
+    services = {t: len(facts.get("services") or []) for t, facts in declared.items()}
+    installs = installation_scores(summary.installs, services)
     counts = summary.meta.get("instrumentation", {})
+    found = catalogue_of(summary)
     out: dict[str, dict[str, Any]] = {}
     for tool in summary.tools:
         base = base_tool(tool)  # another version or variant shares its pipeline and paper row
@@ -131,6 +170,8 @@ def measured_matrix(
                 score = instrumentation_score(counts.get(base, {}))
             elif key == "interpretability":
                 score = interpretability_score(summary, tool)
+            elif key in CHECKLISTS:
+                score = checklist_score(base, key, found)
             else:
                 score = MeasuredScore(None, "paper" if base in matrix.tools else "not in the paper")
             if score.value is None and base in matrix.tools:

@@ -95,8 +95,9 @@ def is_available(name: str) -> bool:
     return not missing_requirements(name)
 
 
-def load_runner(name: str) -> Runner:
-    """The adapter's ``run(request)``; a missing package is one ToolUnavailableError line."""
+def load_runner(name: str, usecase: str = "digits") -> Runner:
+    """The ``run(request)`` of the tool's module for ``usecase`` (the adapter, or the sweep
+    module for the sweep scenario); a missing package is one ToolUnavailableError line."""
     tool = get_tool(name)
     missing = missing_requirements(name)
     if missing:
@@ -104,7 +105,8 @@ def load_runner(name: str) -> Runner:
             f"tool {name!r} needs {', '.join(missing)}; install its environment "
             "(pip install -r requirements.lock)"
         )
-    runner = getattr(tool.import_adapter(), "run", None)
+    module = tool.import_runner_module(usecase)
+    runner = getattr(module, "run", None)
     if not callable(runner):
-        raise ToolUnavailableError(f"{tool.package}.{tool.adapter} has no run(request) function")
+        raise ToolUnavailableError(f"{module.__name__} has no run(request) function")
     return runner  # type: ignore[no-any-return]

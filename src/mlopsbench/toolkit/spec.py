@@ -31,6 +31,9 @@ class Tool:
     distributions: tuple[str, ...]  # PyPI distributions a user installs (versions, installs)
     api_packages: tuple[str, ...]  # import names whose use counts as instrumentation
     adapter: str = "adapter"  # submodule: run(request) -> RunResult, evidence(result)
+    # Submodule running the sweep scenario through the tool's own fan-out: run(request) ->
+    # RunResult, evidence(result). None: the tool has no sweep (``run sweep`` says so).
+    sweep: str | None = None
     pipeline: str = "pipeline"  # folder of what a user of the tool writes and copies
     commands: str | None = None  # submodule with typer commands: server / serve / app
     server_probe: str | None = None  # "module:function" timing the server to healthy
@@ -71,6 +74,18 @@ class Tool:
     def import_adapter(self) -> ModuleType:
         """The adapter module; a missing package is a one-line ToolUnavailableError."""
         return self._import(self.adapter)
+
+    def import_runner_module(self, usecase: str) -> ModuleType:
+        """The module whose ``run(request)`` runs ``usecase``: the sweep module for the sweep
+        scenario, the adapter for the paper's use cases."""
+        from mlopsbench.errors import ConfigError
+        from mlopsbench.usecases.registry import SCENARIO_NAMES
+
+        if usecase not in SCENARIO_NAMES:
+            return self.import_adapter()
+        if not self.sweep:
+            raise ConfigError(f"tool {self.name!r} has no {usecase} pipeline")
+        return self._import(self.sweep)
 
     def import_commands(self) -> ModuleType | None:
         return self._import(self.commands) if self.commands else None

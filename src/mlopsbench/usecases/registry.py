@@ -9,11 +9,16 @@ from mlopsbench.usecases.common.usecase import UseCase
 def _all() -> dict[str, UseCase]:
     from mlopsbench.usecases.digits import USECASE as DIGITS
     from mlopsbench.usecases.sentiment import USECASE as SENTIMENT
+    from mlopsbench.usecases.sweep import USECASE as SWEEP
 
-    return {usecase.name: usecase for usecase in (DIGITS, SENTIMENT)}
+    return {usecase.name: usecase for usecase in (DIGITS, SENTIMENT, SWEEP)}
 
 
+# The paper's two pipelines (straight lines: data -> model -> evaluation -> gate). The sweep
+# scenario is a use case too (``get_usecase("sweep")``, ``every_usecase()``), run through each
+# tool's own fan-out.
 USECASE_NAMES = ("digits", "sentiment")
+SCENARIO_NAMES = ("sweep",)
 
 
 def get_usecase(name: str) -> UseCase:
@@ -26,4 +31,10 @@ def get_usecase(name: str) -> UseCase:
 
 
 def all_usecases() -> tuple[UseCase, ...]:
+    """The paper's use cases (every tool has a pipeline for each)."""
+    return tuple(case for case in _all().values() if case.name in USECASE_NAMES)
+
+
+def every_usecase() -> tuple[UseCase, ...]:
+    """The paper's use cases and the scenarios (the sweep)."""
     return tuple(_all().values())

@@ -24,7 +24,8 @@ Worker = Callable[..., tuple[int, dict[str, Any], Path]]
 QUICK_DATA = DigitsDataConfig(test_fraction=0.1)
 
 FLAKY_DAG = '''
-"""A one-task DAG that fails on its first try (marker file) and succeeds on the retry."""
+"""A one-task DAG that fails on its first two tries (a counter file) and succeeds on the third,
+retried with exponential back-off (the delay times 4 per retry, jittered by Airflow)."""
 from pathlib import Path
 
 from airflow.sdk import dag, task
@@ -35,17 +36,20 @@ from mlopsbench.tools.airflow.pipeline import dag_support as support
 
 @dag(dag_id="flaky", schedule=None, start_date=support.START_DATE,
      default_args={"retries": support.retries_from_env(),
-                   "retry_delay": support.retry_delay_from_env()},
+                   "retry_delay": support.retry_delay_from_env(),
+                   "retry_exponential_backoff": 4.0},
      on_success_callback=alerts.on_dag_success)
 def flaky():
     @task
-    def fails_once(marker: str = "MARKER") -> int:
-        if not Path(marker).exists():
-            Path(marker).write_text("tried")
+    def fails_twice(counter: str = "COUNTER") -> int:
+        path = Path(counter)
+        tries = int(path.read_text()) if path.exists() else 0
+        path.write_text(str(tries + 1))
+        if tries < 2:
             raise RuntimeError("transient failure")
         return 42
 
-    fails_once()
+    fails_twice()
 
 
 flaky()
@@ -60,6 +64,7 @@ def _digits(out: Path, threshold: float, **options: str) -> RunResult:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.capability("airflow", "mlflow_tracking")
 def test_digits_dag_run_is_read_back_and_logged_to_mlflow(
     tmp_path: Path, webhook, quiet_threads: None
 ) -> None:
@@ -161,24 +166,33 @@ def test_task_crash_through_the_cli_is_one_line_and_alerts(tmp_path: Path, webho
 
 @pytest.mark.slow
 @pytest.mark.timeout(200)
-def test_task_fails_once_and_succeeds_on_retry(tmp_path: Path, airflow_worker: Worker) -> None:
+@pytest.mark.capability("airflow", "retries_backoff")
+def test_task_fails_twice_and_succeeds_after_backed_off_retries(
+    tmp_path: Path, airflow_worker: Worker
+) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
-    marker = tmp_path / "tried-once"
-    (dags / "flaky.py").write_text(FLAKY_DAG.replace("MARKER", str(marker)))
+    counter = tmp_path / "tries"
+    (dags / "flaky.py").write_text(FLAKY_DAG.replace("COUNTER", str(counter)))
     code, worker, home = airflow_worker(
         tmp_path, "run", {"dag_id": "flaky", "conf": {}, "migrate": True},
         dags_folder=dags,
-        extra_env={dag_support.ENV_RETRIES: "1", dag_support.ENV_RETRY_DELAY: "0.5"},
+        extra_env={dag_support.ENV_RETRIES: "2", dag_support.ENV_RETRY_DELAY: "1"},
     )  # fmt: skip
     assert code == 0, worker
-    assert worker["state"] == "success" and marker.exists()
+    assert worker["state"] == "success" and counter.read_text() == "3"
     record = metadata.read_run(home, "flaky", worker["run_id"])
-    task = record.tasks["fails_once"]
-    assert (task.state, task.try_number, task.max_tries) == ("success", 2, 1)
-    assert record.xcom["fails_once"] == 42
+    task = record.tasks["fails_twice"]
+    assert (task.state, task.try_number, task.max_tries) == ("success", 3, 2)
+    assert record.xcom["fails_twice"] == 42
+    # Airflow kept the failed tries; the pauses between them grew: the first retry waited
+    # 1-2 s (the delay, jittered), the second at least 4 s (the delay times 4).
+    first, second = task.tries
+    assert (first["state"], second["state"]) == ("failed", "failed"), task.tries
+    pauses = [second["start"] - first["end"], task.start - second["end"]]
+    assert pauses[0] >= 1.0 and pauses[1] >= 4.0 and pauses[1] > pauses[0], pauses
     events = [a["details"]["event"] for a in metadata.read_alerts(tmp_path / "alerts.jsonl")]
-    assert events == ["dag_succeeded"]  # the failed first try is not an alert: it was retried
+    assert events == ["dag_succeeded"]  # the failed tries are no alert: they were retried
 
 
 @pytest.mark.slow

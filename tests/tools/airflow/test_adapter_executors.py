@@ -40,6 +40,7 @@ def _check_latencies(info: dict) -> None:
 @pytest.mark.slow
 @needs_services
 @pytest.mark.timeout(480)
+@pytest.mark.capability("airflow", "remote_trigger", "postgres_store")
 def test_adapter_runs_the_dag_on_a_local_executor_deployment(
     service_dir: Path, quiet_threads: None
 ) -> None:

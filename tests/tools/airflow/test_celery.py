@@ -86,6 +86,7 @@ def _worker(hostname: str | None) -> str:
 @pytest.mark.slow
 @needs_services
 @pytest.mark.timeout(480)
+@pytest.mark.capability("airflow", "remote_trigger", "postgres_store")
 def test_celery_deployment_runs_the_digits_dag_on_both_workers(
     service_dir: Path, quiet_threads: None, record_property: Callable[[str, object], None]
 ) -> None:
@@ -131,6 +132,7 @@ def test_celery_deployment_runs_the_digits_dag_on_both_workers(
 @pytest.mark.slow
 @needs_services
 @pytest.mark.timeout(600)
+@pytest.mark.capability("airflow", "retries_backoff")
 def test_a_killed_worker_s_task_is_retried_on_the_other_worker(
     service_dir: Path, quiet_threads: None
 ) -> None:
@@ -190,6 +192,7 @@ def _wait_running(
 @pytest.mark.slow
 @needs_services
 @pytest.mark.timeout(720)
+@pytest.mark.capability("airflow", "fan_out_in")
 def test_two_workers_train_the_models_side_by_side(
     service_dir: Path, quiet_threads: None, record_property: Callable[[str, object], None]
 ) -> None:

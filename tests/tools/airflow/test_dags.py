@@ -46,7 +46,7 @@ def test_dag_shape(parsed: dict[str, Any], usecase: str) -> None:
     assert second in dag["downstream"][first]
     assert evaluate in dag["downstream"][second]
     assert dag["downstream"][evaluate] == ["log_to_mlflow", "quality_gate"]
-    assert dag["schedule"] is None and dag["catchup"] is False
+    assert dag["schedule"] is None and dag["timetable"] is None and dag["catchup"] is False
     assert dag["retries"] == dag_support.DEFAULT_RETRIES
     assert dag["retry_delay_s"] == dag_support.DEFAULT_RETRY_DELAY_S
     assert dag["task_failure_callback"].endswith("alerts.on_task_failure")
@@ -77,6 +77,25 @@ def test_models_dag_maps_training_and_evaluation_over_the_models(parsed: dict[st
     assert dag["retries"] == dag_support.DEFAULT_RETRIES
 
 
+def test_sweep_dag_maps_the_trials_and_gates_the_promotion(parsed: dict[str, Any]) -> None:
+    """The sweep: one mapped run_trial instance per planned trial, the fan-in, the best trial
+    evaluated, a short-circuit gate in front of the promotion."""
+    dag = parsed["dags"][common.SWEEP_DAG_ID]
+    assert dag["mapped"] == ["run_trial"]
+    assert dag["downstream"]["plan_trials"] == ["run_trial"]
+    assert dag["downstream"]["prepare_data"] == ["evaluate_best", "run_trial"]
+    assert dag["downstream"]["run_trial"] == ["select_best"]
+    assert dag["downstream"]["evaluate_best"] == ["quality_gate"]
+    assert dag["downstream"]["quality_gate"] == ["promote_best"]
+    # Its params are the sweep config's settings (defaults included) plus the tool params.
+    defaults = {
+        spec.name: spec.default for spec in config_params(get_usecase("sweep").config_class)
+    }
+    assert dag["params"] == {**defaults, **dict.fromkeys(dag_support.TOOL_PARAMS)}
+    assert dag["params"]["trials"] == 8 and dag["retries"] == dag_support.DEFAULT_RETRIES
+
+
+@pytest.mark.capability("airflow", "schedule")
 def test_cron_schedule_and_retries_come_from_the_environment(
     tmp_path: Path, airflow_worker: Worker
 ) -> None:
@@ -90,6 +109,10 @@ def test_cron_schedule_and_retries_come_from_the_environment(
     assert set(result["dags"]) == set(common.served_dag_ids())
     for dag in result["dags"].values():
         assert "0 3 * * *" in dag["schedule"]
+        # The timetable the scheduler gets (the serialized DAG): Airflow parsed the cron.
+        assert dag["timetable"] == {
+            "class": "CronTriggerTimetable", "summary": "0 3 * * *", "description": "At 03:00"
+        }  # fmt: skip
         assert (dag["retries"], dag["retry_delay_s"]) == (4, 5.0)
 
 
@@ -108,6 +131,7 @@ def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: 
         "mlopsbench_digits.py",
         "mlopsbench_digits_models.py",
         "mlopsbench_sentiment.py",
+        "mlopsbench_sweep.py",
     ]
     assert "mlopsbench_no_such_module" in errors["broken.py"]
     assert (
@@ -122,6 +146,7 @@ def test_import_errors_are_reported_in_one_line(tmp_path: Path, airflow_worker: 
     assert "failed to import" in result["error"] and "\n" not in result["error"]
 
 
+@pytest.mark.capability("airflow", "typed_parameters")
 def test_bad_params_fail_before_any_run(tmp_path: Path, airflow_worker: Worker) -> None:
     # Airflow checks values against the params' JSON schema (types, choices); unknown keys
     # (which Airflow would accept silently) are caught by the worker. Both are reported at once,

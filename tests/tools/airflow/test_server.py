@@ -26,6 +26,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
+@pytest.mark.capability("airflow", "remote_trigger", "typed_parameters")
 def test_server_runs_the_digits_dag_through_the_rest_api(
     tmp_path: Path, quiet_threads: None, record_property: Callable[[str, object], None]
 ) -> None:

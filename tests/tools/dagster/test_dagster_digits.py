@@ -108,6 +108,7 @@ def test_evidence(digits_run: RunResult) -> None:
     assert adapter.evidence(digits_run) == ALL_TRUE
 
 
+@pytest.mark.capability("dagster", "mlflow_tracking")
 def test_logged_to_mlflow(digits_run: RunResult, mlflow_uri: str) -> None:
     from mlflow import MlflowClient
 

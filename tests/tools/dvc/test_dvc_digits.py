@@ -221,6 +221,7 @@ def test_evidence_notices_a_changed_project(digits_run: RunResult, tmp_path: Pat
     assert found["final_metrics"] and found["lineage"]
 
 
+@pytest.mark.capability("dvc", "mlflow_tracking")
 def test_logged_to_mlflow(digits_run: RunResult, mlflow_uri: str) -> None:
     from mlflow import MlflowClient
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mlopsbench.result import RunRequest
-from mlopsbench.tools.dvc import adapter
+from mlopsbench.tools.dvc import adapter, project
 from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 from mlopsbench.usecases.sentiment.config import SentimentConfig
 
@@ -80,11 +80,15 @@ def test_local_data_is_versioned_in_the_project(
     assert adapter.evidence(result)["params"]  # params.yaml holds the project's copy
 
 
-def test_failed_stage_is_one_line(
-    make_request: Callable[..., RunRequest], fail_stage: Callable[[str], None]
+@pytest.mark.capability("dvc", "resume_cache", "remote_trigger")
+def test_failed_stage_is_one_line_and_repro_resumes_after_it(
+    make_request: Callable[..., RunRequest], fail_stage: Callable[..., None]
 ) -> None:
-    fail_stage("mlopsbench.usecases.digits.stages:evaluate_model")
-    cfg = DigitsConfig(model="simple", epochs=1, data=DigitsDataConfig(limit_train=200))
+    """evaluate fails once; then ``dvc repro`` (the CLI, as CI runs it) reruns only evaluate:
+    the data and the model finished before the failure and are not made again."""
+    fail_stage("mlopsbench.usecases.digits.stages:evaluate_model", once=True)
+    data = DigitsDataConfig(limit_train=200, test_fraction=0.1)
+    cfg = DigitsConfig(model="simple", epochs=1, data=data)
     failed = adapter.run(make_request("digits-fail", cfg, options=NO_EXPERIMENT))
     assert failed.status == "failed"
     assert failed.error == (
@@ -96,6 +100,12 @@ def test_failed_stage_is_one_line(
     assert "registered" not in failed.tool_info and "repro_check" not in failed.tool_info
     found = adapter.evidence(failed)
     assert not found["run_state"] and not found["final_metrics"]
+    root = Path(failed.tool_info["run_dir"])
+    resumed = project.run_dvc(root, ["repro"], project.dvc_env(root, None, {}), "resume")
+    assert resumed.ok, resumed.failure()
+    assert resumed.ran == ["evaluate"]
+    assert {"prepare_data", "train"} <= set(resumed.skipped)
+    assert adapter.evidence(failed)["final_metrics"]  # eval/metrics.json, as DVC shows it
 
 
 def test_cli_gate_failure_and_accuracy_equal_to_plain(tmp_path: Path) -> None:

@@ -14,13 +14,16 @@ import pytest
 import yaml
 
 from mlopsbench.errors import ConfigError
+from mlopsbench.result import RunRequest
 from mlopsbench.toolkit.registry import get_tool
-from mlopsbench.tools.dvc import adapter, project
+from mlopsbench.tools.dvc import adapter, project, sweep
 from mlopsbench.tools.dvc.pipeline import write_params
 from mlopsbench.usecases.common.params import config_params, flat_values
 from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 from mlopsbench.usecases.registry import all_usecases, get_usecase
 from mlopsbench.usecases.sentiment.config import SentimentConfig
+from mlopsbench.usecases.sweep.config import SweepConfig
+from mlopsbench.usecases.sweep.stages import plan_trials
 
 HARNESS_PLUMBING = re.compile(
     r"inject_failure|stage_seconds|core_stage|timed\(|StageTimer|perf_counter|time\.time"
@@ -233,3 +236,57 @@ def test_experiment_option() -> None:
         adapter.experiment_setting(DigitsConfig(), "speed=3")
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         adapter.experiment_setting(DigitsConfig(), "epochs")
+
+
+# ---------------------------------------------------------------------------------------------
+# the sweep: its pipeline, its --set-param, its preflight
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sweep_pipeline_is_data_trial_evaluate() -> None:
+    stages = _dvc_yaml("sweep")["stages"]
+    assert list(stages) == ["prepare_data", sweep.TRIAL_STAGE, "evaluate"]
+    for name, stage in stages.items():
+        script = stage["cmd"].split()[1]
+        assert script in stage["deps"], f"{name}: its own script is a dependency"
+        assert (project.PIPELINE_DIR / script).is_file(), script
+    # Only the trial stage reads the trial's point, so the data stage is shared by all trials.
+    assert [n for n, s in stages.items() if sweep.TRIAL_KEY in s["params"]] == ["train_trial"]
+    declared = _dvc_yaml("sweep")
+    assert {"eval/metrics.json", sweep.TRIAL_METRICS} <= set(declared["metrics"])
+    (artifact,) = declared["artifacts"].values()
+    assert artifact["type"] == "model" and "${trial.name}" in artifact["path"]
+
+
+def test_sweep_settings_are_read_by_a_stage_or_the_queue() -> None:
+    """Every SweepConfig setting is a stage's param or one the queueing reads (which trials,
+    how many at once); nothing else is listed."""
+    settings = {spec.name for spec in get_usecase("sweep").params()}
+    listed = set().union(*(set(s["params"]) for s in _dvc_yaml("sweep")["stages"].values()))
+    assert listed - {sweep.TRIAL_KEY} | set(sweep.QUEUE_SETTINGS) == settings
+    assert not listed & set(sweep.QUEUE_SETTINGS)
+
+
+def test_sweep_set_params_are_the_planned_trial() -> None:
+    (trial,) = plan_trials(SweepConfig(trials=1, models="deep", learning_rates="0.01"))
+    args = sweep.set_params(trial)
+    assert args[::2] == ["--set-param"] * 5
+    assert dict(arg.split("=", 1) for arg in args[1::2]) == {
+        "trial.index": "0",
+        "trial.name": "trial-00",
+        "trial.model": "deep",
+        "trial.lr": "0.01",
+        "trial.batch_size": str(trial["batch_size"]),
+    }
+
+
+def test_sweep_bad_queue_timeout_fails_first(tmp_path: Path) -> None:
+    request = RunRequest(
+        usecase="sweep",
+        config=SweepConfig(trials=1),
+        out_dir=tmp_path / "run",
+        options={"queue_timeout": "soon"},
+    )
+    with pytest.raises(ConfigError, match="queue_timeout must be a positive number"):
+        sweep.run(request)
+    assert not (tmp_path / "run").exists()

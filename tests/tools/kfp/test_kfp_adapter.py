@@ -43,6 +43,7 @@ def passed(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> RunResu
 
 
 @pytest.mark.slow
+@pytest.mark.capability("kfp", "conditional_branch")
 def test_local_run_reads_outputs_back_into_the_result(passed: RunResult) -> None:
     assert passed.status == "ok", passed.error
     assert passed.tool == "kfp" and passed.model == "simple"
@@ -68,6 +69,7 @@ def test_local_run_reads_outputs_back_into_the_result(passed: RunResult) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.capability("kfp", "mlflow_tracking")
 def test_promote_logged_the_run_to_mlflow(passed: RunResult, mlflow_db: Path) -> None:
     run_id = passed.tool_info["mlflow"]["run_id"]
     assert passed.tool_info["mlflow"]["model_uri"].startswith("models:/")
@@ -126,6 +128,7 @@ def test_components_temp_files_stay_in_the_run_folder(passed: RunResult, sandbox
 
 
 @pytest.mark.slow
+@pytest.mark.capability("kfp", "conditional_branch")
 def test_sentiment_smoke_gate_failure_skips_promote(tmp_path: Path) -> None:
     """The offline sentiment pipeline end to end, with a gate it cannot pass (~0.9 accuracy)."""
     args = ["run", "sentiment", "--tool", "kfp", "--smoke", "--threshold", "0.99"]

@@ -104,6 +104,7 @@ def test_retries_and_caching_survive_compilation_and_the_loader(
     assert again == compiled
 
 
+@pytest.mark.capability("kfp", "resource_hint")
 def test_resources_a_user_sets_reach_the_ir_and_survive_the_loader(tmp_path: Path) -> None:
     """What a cluster user adds: requests/limits and an accelerator on the training step."""
     from kfp import compiler, dsl

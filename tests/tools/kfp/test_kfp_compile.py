@@ -169,6 +169,7 @@ def test_executors_use_the_configured_image_without_pip_installing_kfp(digits_sp
         assert "from mlopsbench" in source  # the component body calls the installed core
 
 
+@pytest.mark.capability("kfp", "cluster_export")
 @pytest.mark.parametrize("usecase", ["digits", "sentiment"])
 def test_compiled_yaml_loads_back_with_kfp(
     usecase: str, digits_spec: dict, sentiment_spec: dict, tmp_path: Path

@@ -1,4 +1,4 @@
-"""Both flows compiled for production schedulers, without a cluster, and what comes out checked.
+"""The flows compiled for production schedulers, without a cluster, and what comes out checked.
 
 ``python flow.py --datastore s3 argo-workflows create --only-json`` prints the Argo
 WorkflowTemplate; ``python flow.py --datastore s3 airflow create dag.py`` writes an Airflow DAG
@@ -47,6 +47,11 @@ FLOWS = {
         "sentiment_flow.py",
         "SentimentFlow",
         ["start", "load_data", "load_model", "evaluate", "end"],
+    ),
+    "sweep": (
+        "sweep_flow.py",
+        "SweepFlow",
+        ["start", "load_data", "train_trial", "select_best", "evaluate", "promote", "hold", "end"],
     ),
 }
 RETRIED = {"digits": {"load_data", "end"}, "sentiment": {"load_data", "load_model", "end"}}
@@ -147,6 +152,7 @@ def _compile(
     )
 
 
+@pytest.mark.capability("metaflow", "cluster_export")
 @pytest.mark.parametrize("usecase", ["digits", "sentiment"])
 def test_argo_workflow_template_has_every_step_with_its_settings(
     usecase: str, object_store: ObjectStore, tmp_path: Path
@@ -197,6 +203,47 @@ def test_argo_workflow_template_has_every_step_with_its_settings(
     assert packages, sorted(object_store.objects)
     assert any(f"s3:/{key}" in done.stdout for key in packages)  # METAFLOW_CODE_URL of the pods
     print(f"{flow_name}: Argo WorkflowTemplate compiled in {time.perf_counter() - t0:.1f} s")
+
+
+@pytest.mark.capability("metaflow", "cluster_export", "schedule", "resource_hint")
+def test_argo_sweep_has_the_fan_out_the_switch_the_schedule_and_the_resources(
+    object_store: ObjectStore, tmp_path: Path
+) -> None:
+    """SweepFlow on Argo: ``foreach`` becomes a ``withParam`` fan-out, the gate's switch two
+    ``when`` branches; ``@schedule``, ``@resources`` and ``@retry``'s back-off reach the spec."""
+    steps = FLOWS["sweep"][2]
+    done = _compile(object_store, "sweep", tmp_path, "argo-workflows", "create", "--only-json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    spec = json.loads(done.stdout)
+    templates = {t["name"]: t for t in spec["spec"]["templates"]}
+    for step in steps:  # one container template per step
+        assert f"step {step} " in templates[step.replace("_", "-")]["container"]["command"][-1]
+
+    # @schedule(weekly=True), as Metaflow parsed it: the cron of the CronWorkflow it deploys.
+    cron = json.loads(spec["metadata"]["annotations"]["metaflow/cron"])
+    assert cron == {"schedule": "0 0 ? * SUN", "tz": ""}
+
+    # @resources(cpu=2) on evaluate; every other step gets Metaflow's default of one CPU.
+    cpus = {
+        name: float(templates[name]["container"]["resources"]["requests"]["cpu"])
+        for name in (step.replace("_", "-") for step in steps)
+    }
+    assert cpus.pop("evaluate") == 2.0 and set(cpus.values()) == {1.0}, cpus
+    # @retry(times=1, minutes_between_retries=1): Argo waits a minute before the retry.
+    assert templates["train-trial"]["retryStrategy"] == {
+        "retryPolicy": "Always",
+        "limit": 1,
+        "backoff": {"duration": "1m"},
+    }
+
+    # The fan-out: a task over the list load_data stores, one pod per trial.
+    tasks = [task for t in templates.values() for task in t.get("dag", {}).get("tasks", [])]
+    assert any("withParam" in task for task in tasks), tasks
+    # The switch: evaluate outputs the step it chose; promote and hold run only when named.
+    when = {task["name"]: task.get("when", "") for task in tasks}
+    for branch in ("promote", "hold"):
+        assert "tasks['evaluate'].outputs.parameters['switch-step']" in when[branch], when
+        assert when[branch].endswith(f"== '{branch}'}}}})"), when[branch]
 
 
 @pytest.mark.parametrize("usecase", ["digits", "sentiment"])

@@ -140,6 +140,7 @@ def test_evidence(digits_run: RunResult) -> None:
     }
 
 
+@pytest.mark.capability("metaflow", "mlflow_tracking")
 def test_logged_to_mlflow(digits_run: RunResult, mlflow_uri: str) -> None:
     from mlflow import MlflowClient
 

@@ -24,6 +24,7 @@ def _open_run(result: RunResult):  # type: ignore[no-untyped-def]
     return readback.open_run(result.tool_info["pathspec"], Path(result.tool_info["run_dir"]))
 
 
+@pytest.mark.capability("metaflow", "resume_cache")
 def test_failed_evaluate_then_resume_without_retraining(
     make_request: Callable[..., RunRequest],
     fail_stage: Callable[[str], None],

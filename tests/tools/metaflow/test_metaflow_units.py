@@ -24,6 +24,7 @@ from mlopsbench.usecases.common.params import config_params, to_params
 from mlopsbench.usecases.digits.config import DigitsConfig, DigitsDataConfig
 from mlopsbench.usecases.registry import all_usecases
 from mlopsbench.usecases.sentiment.config import SentimentConfig
+from mlopsbench.usecases.sweep.config import SweepConfig
 
 PIPELINE = get_tool("metaflow").pipeline_folder
 HARNESS_PLUMBING = re.compile(
@@ -72,6 +73,7 @@ def test_a_use_case_without_a_flow_is_one_line() -> None:
     [
         ("digits", DigitsConfig(model="deep", epochs=2, data=DigitsDataConfig(limit_train=100))),
         ("sentiment", SentimentConfig(smoke=True)),
+        ("sweep", SweepConfig(trials=3, models="simple,deep", workers=2)),
     ],
 )
 def test_runner_values_are_exactly_the_flow_parameters(
@@ -313,6 +315,16 @@ def test_overhead_breakdown_from_task_timestamps() -> None:
     assert parts == pytest.approx(
         {"launch_s": 0.5, "in_steps_s": 0.5 + 0.5 + 0.5, "between_steps_s": 0.7, "after_s": 0.3}
     )
+
+
+def test_most_at_once_counts_overlapping_task_windows() -> None:
+    def task(started: float, finished: float | None) -> readback.ForeachTask:
+        return readback.ForeachTask("F/1/s/1", 0, started, finished, True, 0, None)
+
+    assert readback.most_at_once([]) == 0
+    assert readback.most_at_once([task(0, 2), task(2, 4)]) == 1  # touching: one after the other
+    assert readback.most_at_once([task(0, 3), task(1, 4), task(2, 5), task(4, 6)]) == 3
+    assert readback.most_at_once([task(0, 3), task(1, None)]) == 1  # unfinished: not counted
 
 
 def test_timings_come_from_the_stage_artifacts() -> None:

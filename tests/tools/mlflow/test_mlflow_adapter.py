@@ -47,6 +47,7 @@ def test_passed_run_record(passed_run: RunResult, store: Store) -> None:
     assert (store.root / "mlflow" / "artifacts").is_dir()  # not ./mlruns
 
 
+@pytest.mark.capability("mlflow", "mlflow_tracking")
 def test_run_contents_in_store(passed_run: RunResult, store: Store) -> None:
     client = store.client()
     run = client.get_run(passed_run.tool_info["run_id"])
@@ -72,6 +73,7 @@ def test_run_contents_in_store(passed_run: RunResult, store: Store) -> None:
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
 
 
+@pytest.mark.capability("mlflow", "mlflow_registry")
 def test_registry_version_and_alias(passed_run: RunResult, store: Store) -> None:
     client = store.client()
     version = passed_run.tool_info["model_version"]

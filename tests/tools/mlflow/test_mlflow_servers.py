@@ -72,6 +72,7 @@ def _port_closed(port: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.capability("mlflow", "mlflow_tracking")
 def test_tracking_server_logs_over_http_and_stops_on_sigterm(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
@@ -130,6 +131,7 @@ def test_tracking_server_logs_over_http_and_stops_on_sigterm(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.capability("mlflow", "mlflow_registry")
 def test_serve_champion_over_rest_matches_in_process(
     passed_run: RunResult, store: Store, tmp_path: Path
 ) -> None:

@@ -132,6 +132,7 @@ def _api(url: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+@pytest.mark.capability("mlflow", "postgres_store")
 def test_postgres_backed_server_records_a_metaflow_run(
     service_dir: Path, tool_envs: None, tmp_path: Path
 ) -> None:

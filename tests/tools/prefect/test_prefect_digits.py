@@ -93,6 +93,7 @@ def test_artifacts_are_keyed_per_model(digits_run: RunResult) -> None:
     )
 
 
+@pytest.mark.capability("prefect", "mlflow_tracking")
 def test_the_flow_also_logs_to_mlflow(digits_run: RunResult, mlflow_uri: str | None) -> None:
     if mlflow_uri is None:
         pytest.skip("MLflow's client is not importable here (scripts/run_tests.py adds it)")

@@ -176,6 +176,31 @@ def test_bad_settings_fail_validation_with_the_core_message(
         settings_model(DigitsConfig)(**values)
 
 
+@pytest.mark.capability("prefect", "typed_parameters")
+def test_the_sweep_flow_takes_typed_settings_and_sizes_its_task_runner(tmp_path: Path) -> None:
+    """The sweep's ``config`` is validated by Prefect into the core's SweepConfig (a bad value
+    fails with the core's message); ``workers`` sizes the flow's process-pool task runner."""
+    from prefect.exceptions import ParameterTypeError
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    from mlopsbench.tools.prefect.worker import flow_module
+    from mlopsbench.usecases.sweep.config import SweepConfig
+
+    cfg = SweepConfig(trials=3, models="simple,deep", workers=2)
+    flow = _flow("sweep")
+    values = launch.flow_parameters(cfg, RunLayout(tmp_path), None)
+    assert set(values) == set(flow.parameters.properties)
+    assert flow.validate_parameters(values)["config"].to_config() == cfg
+    with pytest.raises(ParameterTypeError, match=r"trials must be in \[1, 256\]"):
+        flow.validate_parameters({"config": {"trials": 0}})
+    module = flow_module("sweep")
+    runner = module.with_workers(cfg.workers).task_runner
+    assert isinstance(runner, ProcessPoolTaskRunner) and runner._max_workers == 2
+    assert isinstance(module.with_workers(1).task_runner, ThreadPoolTaskRunner)
+    assert flow.persist_result is True and flow.result_serializer == "json"
+
+
+@pytest.mark.capability("prefect", "typed_parameters")
 def test_a_flow_run_with_bad_parameters_fails_before_any_task() -> None:
     from prefect.exceptions import ParameterTypeError
 

@@ -218,6 +218,7 @@ def test_ctrl_c_propagates_and_the_run_is_not_finished(
 
 
 @pytest.mark.slow
+@pytest.mark.capability("wandb", "mlflow_tracking")
 def test_logged_to_mlflow_too(make_request: Request, wb_root: Path) -> None:
     pytest.importorskip("mlflow", reason="MLflow's client comes from its own environment")
     from mlflow import MlflowClient

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _pipeline_files() -> list[Path]:
     files = get_tool("wandb").pipeline_files()
-    assert {f.name for f in files} == {"__init__.py", "train.py"}
+    assert {f.name for f in files} == {"__init__.py", "train.py", "sweep.py"}
     return files
 
 

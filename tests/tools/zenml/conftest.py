@@ -18,11 +18,14 @@ import pytest
 from mlopsbench.result import RunRequest, RunResult
 from mlopsbench.usecases.digits.config import DigitsConfig
 from mlopsbench.usecases.sentiment.config import SentimentConfig
+from mlopsbench.usecases.sweep.config import SweepConfig
 
 # One OpenMP thread in the worker: on a busy 2-core box, spinning threads make t-SNE 3x slower.
 THREADS = {"threads": "1"}
 # The shared digits run: the configuration whose accuracy plain must give too.
 DIGITS = DigitsConfig(model="simple", epochs=1, threshold=0.5)
+# The shared sweep: small, sequential (workers=1: the trials are then exactly the core's).
+SWEEP = SweepConfig(trials=4, models="simple,deep", epochs=1, workers=1, threshold=0.5)
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +70,11 @@ def sentiment_run(make_request: Callable[..., RunRequest]) -> RunResult:
     from mlopsbench.tools.zenml import adapter
 
     return adapter.run(make_request("sentiment-smoke", SentimentConfig(smoke=True), "sentiment"))
+
+
+@pytest.fixture(scope="session")
+def sweep_run(make_request: Callable[..., RunRequest]) -> RunResult:
+    """The sweep's dynamic pipeline: 4 trials mapped from the plan, the best one gated."""
+    from mlopsbench.tools.zenml import sweep
+
+    return sweep.run(make_request("sweep-ok", SWEEP, "sweep"))

@@ -74,6 +74,7 @@ def test_evidence_is_read_back_from_zenml(digits_evidence: dict[str, bool]) -> N
     assert digits_evidence == dict.fromkeys(EVIDENCE_KEYS, True)
 
 
+@pytest.mark.capability("zenml", "mlflow_tracking")
 def test_mlflow_run_logged_from_the_last_step(digits_run: RunResult, mlflow_uri: str) -> None:
     logged = digits_run.tool_info["mlflow"]
     assert logged["run_id"] and logged["model_uri"]

@@ -80,6 +80,7 @@ def test_the_pipeline_composes_one_step_per_stage_and_the_gate(usecase: str) -> 
     assert list(pipeline.invocations) == [*expected, "log_to_mlflow"]
 
 
+@pytest.mark.capability("zenml", "typed_parameters")
 def test_zenml_validates_the_values_and_the_config_checks_them() -> None:
     pipeline = _pipeline("digits")
     with pytest.raises(ValueError, match="Invalid or missing pipeline"):

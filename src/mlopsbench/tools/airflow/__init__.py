@@ -24,6 +24,7 @@ TOOL = Tool(
         "asyncpg",
     ),
     api_packages=("airflow",),
+    sweep="sweep",  # the trials as one mapped task (dynamic task mapping)
     commands="commands",
     server_probe="probe:time_to_healthy",
     colour="#00ad46",

@@ -34,11 +34,13 @@ def all_dag_ids() -> tuple[str, ...]:
 
 # DAG files that are no use case's pipeline: the digits models trained side by side.
 MODELS_DAG_ID = "mlopsbench_digits_models"
+# The sweep scenario (``get_usecase("sweep")``; all_usecases() holds the paper's two only).
+SWEEP_DAG_ID = dag_id("sweep")
 
 
 def served_dag_ids() -> tuple[str, ...]:
     """Every DAG of the DAGs folder: what a server waits for before it says it is ready."""
-    return (*all_dag_ids(), MODELS_DAG_ID)
+    return (*all_dag_ids(), MODELS_DAG_ID, SWEEP_DAG_ID)
 
 
 # Set in a Celery worker's environment: its name, which its task instances record as hostname.

@@ -42,6 +42,8 @@ class DeploymentRun:
     processes: dict[str, int] = field(default_factory=dict)  # component -> pid
     worker_logs: dict[str, dict[str, Any]] = field(default_factory=dict)
     postgres_root: Path | None = None
+    # Every task instance as the REST API lists it (mapped ones too), read before the stop.
+    api_task_instances: list[dict[str, Any]] = field(default_factory=list)
 
 
 def workers_option(options: Mapping[str, Any]) -> int:
@@ -63,10 +65,15 @@ def run_dag(
     conf: Mapping[str, Any],
     *,
     workers: int = DEFAULT_WORKERS,
+    parallelism: int | None = None,
     extra_env: Mapping[str, str] | None = None,
     timeout_s: float = 3600.0,
 ) -> DeploymentRun:
-    """Start the deployment, run ``dag_id`` once with ``conf`` over REST, read it back, stop."""
+    """Start the deployment, run ``dag_id`` once with ``conf`` over REST, read it back, stop.
+
+    ``parallelism``: ``[core] parallelism``, the task instances running at once (the
+    LocalExecutor's worker processes); default ``max(workers, 2)``.
+    """
     from mlopsbench.support.net import free_port
 
     if executor not in DEPLOYED_EXECUTORS:
@@ -80,7 +87,7 @@ def run_dag(
         executor=executor,
         db="postgres",
         workers=workers,
-        parallelism=max(workers, 2),
+        parallelism=parallelism or max(workers, 2),
         extra_env=dict(extra_env or {}),
     )
     timings: dict[str, float] = {}
@@ -101,6 +108,7 @@ def run_dag(
         finished_at = time.time()
         t0 = time.perf_counter()
         record = metadata.read_run(home, dag_id, run_id, db_env=deployment.db_env())
+        api_task_instances = client.task_instances(dag_id, run_id)
         timings["readback"] = time.perf_counter() - t0
         processes = {name: p.pid for name, p in deployment.processes.items()}
         logs = worker_logs(deployment)
@@ -118,6 +126,7 @@ def run_dag(
         processes=processes,
         worker_logs=logs,
         postgres_root=deployment.postgres.settings.root if deployment.postgres else None,
+        api_task_instances=api_task_instances,
     )
 
 

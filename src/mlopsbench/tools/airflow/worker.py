@@ -192,6 +192,8 @@ def describe_dag(dag: Any) -> dict[str, Any]:
     return {
         "fileloc": dag.fileloc,
         "schedule": None if dag.schedule is None else str(dag.schedule),
+        # What Airflow made of it: the timetable's summary and description (None: manual only).
+        "timetable": _timetable(dag),
         "catchup": dag.catchup,
         "tags": sorted(dag.tags or []),
         "tasks": sorted(dag.task_ids),
@@ -203,6 +205,20 @@ def describe_dag(dag: Any) -> dict[str, Any]:
         "task_failure_callback": _callable_name(args.get("on_failure_callback")),
         "dag_success_callback": _callable_name(dag.on_success_callback),
         "dag_failure_callback": _callable_name(dag.on_failure_callback),
+    }
+
+
+def _timetable(dag: Any) -> dict[str, Any] | None:
+    """The timetable the scheduler gets: the DAG serialized and read back, as it is stored."""
+    if dag.schedule is None:
+        return None
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    timetable = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).timetable
+    return {
+        "class": type(timetable).__name__,
+        "summary": timetable.summary,
+        "description": getattr(timetable, "description", None),
     }
 
 

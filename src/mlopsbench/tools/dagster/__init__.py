@@ -3,11 +3,14 @@
 ``pipeline/`` holds what a Dagster user writes: one code location (``definitions.py``) whose
 ``Definitions`` carry both use cases' assets in their own groups and jobs, their settings
 resources generated from the core configs, the files resource and a blocking asset check per
-use case that is the quality gate. The rest is the adapter: ``adapter.py`` (the record and the
-evidence), ``launch.py`` (job lookup, run config, in-process execution), ``instance.py`` (the
-run folder's own ``DAGSTER_HOME``), ``readback.py`` (run record, step statistics and event
-log, through the instance's API), and ``commands.py`` / ``server.py`` / ``probe.py``
-(``mlopsbench server dagster``: ``dagster dev`` on 127.0.0.1). Nothing here imports Dagster.
+use case that is the quality gate, and the sweep (``sweep_assets.py``: a graph-backed asset
+mapping one step per trial over a ``DynamicOut``). The rest is the adapter: ``adapter.py`` (the
+record and the evidence), ``sweep.py`` (the sweep on Dagster's multiprocess executor, trials
+read back from the event log), ``launch.py`` (job lookup, run config, in-process execution),
+``instance.py`` (the run folder's own ``DAGSTER_HOME``), ``readback.py`` (run record, step
+statistics and event log, through the instance's API), and ``commands.py`` / ``server.py`` /
+``probe.py`` (``mlopsbench server dagster``: ``dagster dev`` on 127.0.0.1). Nothing here
+imports Dagster.
 """
 
 from mlopsbench.toolkit.spec import Tool
@@ -19,6 +22,7 @@ TOOL = Tool(
     package=__name__,
     distributions=("dagster", "dagster-webserver"),
     api_packages=("dagster",),
+    sweep="sweep",
     commands="commands",
     server_probe="probe:time_to_healthy",
     colour="#4f43dd",

@@ -51,7 +51,7 @@ def run(request: RunRequest) -> RunResult:
     """Materialise the use case's job once and return the common result record."""
     recorder = RunRecorder("dagster", request, distributions=get_tool("dagster").distributions)
     usecase = recorder.usecase
-    _preflight(request, usecase)
+    preflight(request, usecase)
     with recorder.stage("import"):
         job = launch.resolve_job(launch.load_definitions(), usecase.name)
     with recorder.stage("instance"):
@@ -80,7 +80,7 @@ def evidence(result: RunResult) -> dict[str, bool]:
     return recorded_evidence(back, get_usecase(result.usecase), record, Path(home))
 
 
-def _preflight(request: RunRequest, usecase: UseCase) -> None:
+def preflight(request: RunRequest, usecase: UseCase) -> None:
     """Bad local inputs and an unreachable tracking server fail here, before the run folder
     or the instance exists (MLflow is reached only after training otherwise)."""
     usecase.check_inputs(request.config)

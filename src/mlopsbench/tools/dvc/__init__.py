@@ -5,7 +5,8 @@ outs, metrics, plots) and the stage scripts it calls, each one call into the cor
 DVCLive for the per-epoch metrics. ``params.yaml`` is not kept there: it is written from the
 core config (``write_params.py``), so no default is restated. The rest is the adapter:
 ``project`` (a DVC project in the run folder), ``adapter`` (repro, no-op check, experiment,
-record) and ``readback`` (DVC's own CLI JSON and Python API). Nothing is imported here.
+record), ``readback`` (DVC's own CLI JSON and Python API) and ``sweep`` (each trial a DVC
+experiment, run by ``dvc queue start --jobs <workers>``). Nothing is imported here.
 """
 
 from mlopsbench.toolkit.spec import Tool
@@ -23,5 +24,6 @@ TOOL = Tool(
     services_note="No server: DVC is a CLI over git and a content-addressed cache; "
     "`dvc plots show` writes a static HTML page (its vega-lite plots load their JS from a CDN). "
     "Sharing data needs a remote (S3, SSH, ...); DVC Studio is a hosted UI.",
+    sweep="sweep",
     conventional_instances={"live": "dvclive.Live()", "repo": "dvc.repo.Repo()"},
 )

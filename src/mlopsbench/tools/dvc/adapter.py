@@ -163,7 +163,7 @@ def _after_repro(
     with recorder.stage("git_commit"):
         commit = commit_all(root, f"dvc repro: {project.usecase}")
     with recorder.stage("register"):
-        registration = _register(root, back)
+        registration = register_past_gate(root, back)
     with recorder.stage("repro_check"):
         check = run_dvc(root, ["repro"], env, "repro-check")
     info: dict[str, Any] = {
@@ -179,7 +179,7 @@ def _after_repro(
     return info
 
 
-def _register(root: Path, back: ProjectBack) -> dict[str, Any] | None:
+def register_past_gate(root: Path, back: ProjectBack) -> dict[str, Any] | None:
     """GTO registers the model artifact of dvc.yaml only when the gate passed."""
     from mlopsbench.tools.dvc.pipeline.register_model import register_if_passed
     from mlopsbench.tools.dvc.readback import model_artifact_name, registered

@@ -114,8 +114,11 @@ def check_git() -> None:
         raise ToolUnavailableError("dvc needs git on PATH (apt-get install -y git)")
 
 
-def create_project(root: Path, usecase: str, cfg: Any) -> Project:
-    """The run folder as a committed DVC project holding the use case's pipeline."""
+def create_project(
+    root: Path, usecase: str, cfg: Any, extra_params: Mapping[str, Any] | None = None
+) -> Project:
+    """The run folder as a committed DVC project holding the use case's pipeline;
+    ``extra_params`` go to params.yaml after the config's settings (the sweep's ``trial:``)."""
     from dvc.repo import Repo
 
     root.mkdir(parents=True, exist_ok=True)
@@ -128,7 +131,8 @@ def create_project(root: Path, usecase: str, cfg: Any) -> Project:
             local["core"]["site_cache_dir"] = str(root / SITE_CACHE)
         _copy_pipeline(root, usecase)
         inputs = copy_inputs(root, cfg)
-        (root / "params.yaml").write_text(params_yaml(project_values(cfg, inputs)))
+        values = {**project_values(cfg, inputs), **dict(extra_params or {})}
+        (root / "params.yaml").write_text(params_yaml(values))
         with (root / ".gitignore").open("a") as ignore:
             ignore.write("".join(f"{entry}\n" for entry in HARNESS_FILES))
         repo.add(str(root / INPUTS_DIR))

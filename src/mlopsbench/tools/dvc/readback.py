@@ -12,7 +12,7 @@ DVCLive's per-epoch rows).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,13 +79,16 @@ def open_repo(root: Path) -> Iterator[Any]:
         yield repo
 
 
-def read_project(root: Path) -> ProjectBack:
-    """Everything the record and the evidence need, read through DVC."""
+def read_project(root: Path, reports: Mapping[str, str] | None = None) -> ProjectBack:
+    """Everything the record and the evidence need, read through DVC. ``reports``: core stage
+    -> the file name of its report where it is not ``<core stage>.json`` (the sweep's model
+    stage trains one trial: ``run_trial.json``)."""
     import dvc.api
 
+    names = {core: f"{core}.json" for core in STAGES} | dict(reports or {})
     with open_repo(root) as repo:
         index = {_stage_name(stage): stage for stage in repo.index.stages}
-        paths = _report_paths(repo.dvcfs, index)
+        paths = _report_paths(repo.dvcfs, index, names)
         reports = {core: json.loads(repo.dvcfs.read_text(path)) for core, path in paths.items()}
         mlflow = _read_json(repo.dvcfs, _beside(paths.get("evaluate_model"), MLFLOW_FILE))
         return ProjectBack(
@@ -129,13 +132,13 @@ def _recorded(stage: Any) -> Recorded:
     return Recorded(deps, outs, cached, params)
 
 
-def _report_paths(fs: Any, index: dict[str, Any]) -> dict[str, str]:
-    """Where each core stage's report is: ``<core stage>.json``, written by its DVC stage into
-    one of that stage's outputs (a file output, or a folder output holding it)."""
+def _report_paths(fs: Any, index: dict[str, Any], names: Mapping[str, str]) -> dict[str, str]:
+    """Where each core stage's report is (``names[core]``), written by its DVC stage into one
+    of that stage's outputs (a file output, or a folder output holding it)."""
     paths: dict[str, str] = {}
-    for core in STAGES:
+    for core, file_name in names.items():
         for stage in index.values():
-            path = _report_path(fs, stage, f"{core}.json")
+            path = _report_path(fs, stage, file_name)
             if path is not None:
                 paths[core] = path
                 break

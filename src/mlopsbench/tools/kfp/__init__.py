@@ -3,7 +3,8 @@
 ``pipeline/`` holds the components and ``@dsl.pipeline`` wiring a KFP user writes (one file
 per use case, ``pipeline/<use case>_pipeline.py``). The rest is the adapter: ``build.py`` (finds,
 builds and compiles a use case's pipeline; the container image), ``adapter.py`` (the local run
-and its read-back), ``submit.py`` and ``commands.py`` (``mlopsbench kfp compile|submit``).
+and its read-back), ``submit.py`` and ``commands.py`` (``mlopsbench kfp compile|submit``), ``sweep.py`` (the sweep
+scenario: ``dsl.ParallelFor`` run by kfp.local, read back the same way).
 Nothing here imports kfp.
 """
 
@@ -17,6 +18,7 @@ TOOL = Tool(
     distributions=("kfp",),
     api_packages=("kfp",),
     commands="commands",
+    sweep="sweep",
     colour="#7e57c2",
     ui="Kubeflow Pipelines UI",
     services=(

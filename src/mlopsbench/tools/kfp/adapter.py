@@ -103,7 +103,11 @@ def _writable_dir(path: Path) -> Path:
     return path
 
 
-def _run_locally(pipeline: Any, arguments: dict[str, Any], root: Path, out: Path) -> LocalRun:
+def _run_locally(
+    pipeline: Any, arguments: dict[str, Any], root: Path, out: Path, cache: bool = False
+) -> LocalRun:
+    """Run the pipeline with kfp.local; ``cache``: KFP's local task cache (under the
+    pipeline root), so a rerun skips the tasks that already succeeded with the same inputs."""
     import kfp.local
 
     failure: str | None = None
@@ -114,6 +118,7 @@ def _run_locally(pipeline: Any, arguments: dict[str, Any], root: Path, out: Path
             runner=kfp.local.SubprocessRunner(use_venv=False),
             pipeline_root=str(root),
             workspace_root=str(out / "kfp_workspace"),
+            enable_caching=cache,
         )
         try:
             pipeline(**arguments)
@@ -197,11 +202,12 @@ class Outputs:
 
     @classmethod
     def read(cls, run_dir: Path | None) -> Outputs:
-        """Task name -> its executor output (only tasks that completed wrote one)."""
+        """Task -> its executor output (only tasks that completed wrote one). A task inside a
+        loop iteration is named by its folder under the run (``for-loop-1-iteration-0/t``)."""
         tasks: dict[str, dict[str, Any]] = {}
-        for path in sorted(run_dir.glob(f"*/{EXECUTOR_OUTPUT}")) if run_dir else []:
+        for path in sorted(run_dir.rglob(EXECUTOR_OUTPUT)) if run_dir else []:
             with contextlib.suppress(OSError, json.JSONDecodeError):
-                tasks[path.parent.name] = json.loads(path.read_text())
+                tasks[path.parent.relative_to(run_dir).as_posix()] = json.loads(path.read_text())
         return cls(tasks)
 
     def task_of(self, output: str) -> str | None:

@@ -1,8 +1,9 @@
 """Metaflow: a ``FlowSpec`` per use case, run with the Runner API, with cards.
 
 ``pipeline/`` holds what a Metaflow user writes: the flows and their small helpers. The rest
-is the harness's adapter: ``adapter`` (record, evidence), ``launch`` (flow lookup, parameters,
-Runner, card export) and ``readback`` (Client API). Nothing heavy is imported here.
+is the harness's adapter: ``adapter`` (record, evidence), ``sweep`` (the sweep scenario's
+``foreach`` flow), ``launch`` (flow lookup, parameters, Runner, card export) and ``readback``
+(Client API). Nothing heavy is imported here.
 """
 
 from mlopsbench.toolkit.spec import Tool
@@ -20,6 +21,7 @@ TOOL = Tool(
         "kubernetes",
     ),
     api_packages=("metaflow",),
+    sweep="sweep",
     colour="#ff7043",
     ui="Metaflow UI (or cards)",
     services=(

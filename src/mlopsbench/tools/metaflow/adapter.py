@@ -5,7 +5,8 @@ request's run folder (datastore ``<run dir>/.metaflow``, step files ``<run dir>/
 id>/``), reads the run back through the Client API, exports the evaluation card with
 ``card get`` and builds the common record. ``resume(request, origin_run_id)`` resumes a failed
 run in the same folder: Metaflow clones the steps that succeeded and re-runs the rest.
-``evidence(result)`` re-opens the run and reports what Metaflow itself stored.
+``evidence(result)`` re-opens the run and reports what Metaflow itself stored. The sweep
+scenario has its own module, ``sweep`` (a ``foreach`` flow, read back task by task).
 
 ``request.options`` (strings): ``metaflow_user`` (else ``$METAFLOW_USER``, else the login name
 unless that is ``root``, else ``mlopsbench``, with a one-line notice on stderr) and ``threads``
@@ -72,7 +73,7 @@ def evidence(result: RunResult) -> dict[str, bool]:
 def _execute(request: RunRequest, resume_from: str | None) -> RunResult:
     recorder = RunRecorder("metaflow", request, distributions=get_tool("metaflow").distributions)
     flow = flow_file(recorder.usecase.name)
-    _preflight(request, recorder.usecase)
+    preflight(request, recorder.usecase)
     user = resolve_user(request.options)
     run_dir = Path(request.out_dir).resolve()
     # An existing .metaflow here stops Metaflow from walking up to a datastore in a parent folder.
@@ -89,7 +90,7 @@ def _execute(request: RunRequest, resume_from: str | None) -> RunResult:
     return _record(recorder, flow, run_dir, user, back, launched, card)
 
 
-def _preflight(request: RunRequest, usecase: UseCase) -> None:
+def preflight(request: RunRequest, usecase: UseCase) -> None:
     """Bad local inputs and an unreachable tracking server fail here, before anything is
     written to the run folder and before any process starts (the flow logs to MLflow only in
     its last step, after training)."""

@@ -134,8 +134,13 @@ def launch(
     run_dir: Path,
     env: Mapping[str, str],
     resume_from: str | None,
+    run_options: Mapping[str, Any] | None = None,
 ) -> Launched:
-    """Run (or resume) the flow with the Runner API; block until it ends, failed or not."""
+    """Run (or resume) the flow with the Runner API; block until it ends, failed or not.
+
+    ``run_options`` are options of ``run`` itself (``max_workers``, ``max_num_splits``), next
+    to the flow's parameters.
+    """
     runner_class = import_runner()
     began = time.perf_counter()
     with runner_class(
@@ -144,7 +149,8 @@ def launch(
         started = time.time()
         try:
             if resume_from is None:
-                executing = runner.run(**flow_parameters(request.config, request.tracking_uri))
+                params = flow_parameters(request.config, request.tracking_uri)
+                executing = runner.run(**dict(run_options or {}), **params)
             else:
                 executing = runner.resume(origin_run_id=resume_from)
         except RuntimeError as exc:  # the process died before it had a run id

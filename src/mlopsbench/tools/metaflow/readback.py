@@ -95,7 +95,6 @@ def read_run(mf_run: Any) -> RunBack:
     stage_steps, outputs = _stage_outputs(tasks)
     # The last step that succeeded holds the most complete set of artifacts.
     latest = next((task for task in reversed(tasks.values()) if task.successful), None)
-    failures = ((name, task.exception) for name, task in tasks.items() if not task.successful)
     return RunBack(
         run_id=str(mf_run.id),
         pathspec=str(mf_run.pathspec),
@@ -104,11 +103,24 @@ def read_run(mf_run: Any) -> RunBack:
         steps={name: _step_task(name, task) for name, task in tasks.items()},
         stage_steps=stage_steps,
         outputs=outputs,
-        failure=next((f for f in failures if f[1] is not None), None),
+        failure=first_failure(mf_run, tasks),
         params=_data(latest, "params") or {},
         mlflow=_data(latest, "mlflow") or {},
         git=git_info(next(iter(tasks.values()), None)),
     )
+
+
+def first_failure(mf_run: Any, tasks: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The first step (graph order) with a failed task that recorded its exception.
+
+    Every task of a step counts: one task of a ``foreach`` failing fails the run, and
+    ``Step.task`` names just one of them.
+    """
+    for name in tasks:
+        for task in mf_run[name]:
+            if not task.successful and task.exception is not None:
+                return name, task.exception
+    return None
 
 
 def step_order(mf_run: Any) -> list[str]:
@@ -143,6 +155,55 @@ def _step_task(name: str, task: Any) -> StepTask:
         successful=bool(task.successful),
         cloned_from=task.origin_pathspec or None,
     )
+
+
+@dataclass(frozen=True)
+class ForeachTask:
+    """One task of a ``foreach`` step: its split, timestamps, attempts and what it stored."""
+
+    pathspec: str
+    index: int | None  # the task's place in the foreach list
+    started: float
+    finished: float | None
+    successful: bool
+    attempt: int  # 0: the first try; n: the n-th retry (@retry)
+    output: dict[str, Any] | None  # the artifact asked for, None if the task did not store it
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.finished is None else self.finished - self.started
+
+
+def foreach_tasks(mf_run: Any, step: str, artifact: str) -> list[ForeachTask]:
+    """Every task of ``step`` in foreach order, with the artifact each stored."""
+    if step not in {s.id for s in mf_run}:  # the run failed before the fan-out
+        return []
+    found = [
+        ForeachTask(
+            pathspec=str(task.pathspec),
+            index=task.index,
+            started=task.created_at.timestamp(),
+            finished=task.finished_at.timestamp() if task.finished_at else None,
+            successful=bool(task.successful),
+            attempt=int(task.current_attempt),
+            output=dict(task[artifact].data) if artifact in task else None,
+        )
+        for task in mf_run[step]
+    ]
+    return sorted(found, key=lambda t: (t.index is None, t.index or 0, t.started))
+
+
+def most_at_once(tasks: list[ForeachTask]) -> int:
+    """The most tasks whose [started, finished] windows overlapped at one moment."""
+    events = sorted(
+        [(t.started, 1) for t in tasks if t.finished is not None]
+        + [(t.finished, -1) for t in tasks if t.finished is not None]
+    )  # at a tie an end (-1) sorts first: touching windows do not overlap
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
 
 
 def _stage_outputs(tasks: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -277,6 +338,30 @@ def recorded_evidence(mf_run: Any, usecase: UseCase) -> dict[str, bool]:
         "lineage": _lineage_recorded(back),
         "run_state": bool(mf_run.finished and mf_run.successful),
     }
+
+
+def recorded_sweep_evidence(mf_run: Any, usecase: UseCase) -> dict[str, bool]:
+    """The checklist for a sweep run: the best trial's history and model files as the fan-in
+    step stored them (``best``, ``best_model_files``), the rest as for a run."""
+    back = read_run(mf_run)
+    best = _last_data(mf_run, back, "best") or {}
+    return {
+        "params": _params_recorded(mf_run, back, usecase),
+        "per_epoch_metrics": bool(best.get("history")),
+        "final_metrics": "accuracy" in back.outputs.get("evaluate_model", {}).get("metrics", {}),
+        "model_artifact": bool(_last_data(mf_run, back, "best_model_files")),
+        "plots": _card_has_images(mf_run, back),
+        "lineage": _lineage_recorded(back),
+        "run_state": bool(mf_run.finished and mf_run.successful),
+    }
+
+
+def _last_data(mf_run: Any, back: RunBack, name: str) -> Any:
+    """Artifact ``name`` from the last successful step (graph order) that holds it."""
+    for step in reversed(back.steps.values()):
+        if step.successful and name in (task := mf_run[step.name].task):
+            return task[name].data
+    return None
 
 
 def _stage_step_data(mf_run: Any, back: RunBack, stage: str, name: str) -> Any:

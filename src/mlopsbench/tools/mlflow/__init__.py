@@ -14,6 +14,7 @@ TOOL = Tool(
     package=__name__,
     distributions=("mlflow", "psycopg2-binary"),  # + PostgreSQL backend store
     api_packages=("mlflow",),
+    sweep="sweep",
     commands="commands",
     server_probe="probe:time_to_healthy",
     colour="#0194e2",

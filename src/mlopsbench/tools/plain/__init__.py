@@ -13,6 +13,7 @@ TOOL = Tool(
     package=__name__,
     distributions=(),
     api_packages=(),
+    sweep="sweep",
     colour="#607d8b",
     ui="none (files in the run folder)",
 )

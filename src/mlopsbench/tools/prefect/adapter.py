@@ -45,7 +45,7 @@ READBACK_TIMEOUT_S = 600.0
 def run(request: RunRequest) -> RunResult:
     """Run the use case's flow once and return the common result record."""
     recorder = RunRecorder("prefect", request, distributions=get_tool("prefect").distributions)
-    api = _preflight(request, recorder.usecase)
+    api = preflight(request, recorder.usecase)
     timeout_s = positive_float_option(request.options, "timeout_s", DEFAULT_TIMEOUT_S)
     layout = RunLayout(Path(request.out_dir).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def run(request: RunRequest) -> RunResult:
     return _result(recorder, layout, worker, record, api)
 
 
-def _preflight(request: RunRequest, usecase: UseCase) -> str | None:
+def preflight(request: RunRequest, usecase: UseCase) -> str | None:
     """Inputs that cannot work fail here, in one line, before the run folder exists: missing
     local data, an unreachable MLflow server, an unreachable Prefect server."""
     launch.flow_file(usecase.name)

@@ -3,8 +3,9 @@
 :func:`read_flow_run` runs in a Prefect process (the worker): it asks the API —
 ``prefect.client.orchestration.get_client`` — for the flow run (state, parameters, times),
 its task runs (state, tries, upstream task runs) with each task's persisted result loaded
-through ``State.result()``, and its artifacts. :class:`FlowRunRecord` is that JSON on the
-adapter's side, where Prefect is not imported.
+through ``State.result()``, and its artifacts. A mapped task (the sweep's ``run_trial``) has
+one task run per item: all of them are under ``mapped``. :class:`FlowRunRecord` is that JSON
+on the adapter's side, where Prefect is not imported.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +35,8 @@ def read_flow_run(client: Any, flow_run_id: str) -> dict[str, Any]:
     flow_run = client.read_flow_run(flow_run_id)
     task_runs = _settled_task_runs(client, flow_run.id)
     names = {str(run.id): task_name(run) for run in task_runs}
+    records = [(names[str(run.id)], _task_run(run, names)) for run in task_runs]
+    counts = Counter(name for name, _ in records)
     return {
         "flow_run": {
             "id": str(flow_run.id),
@@ -42,7 +46,12 @@ def read_flow_run(client: Any, flow_run_id: str) -> dict[str, Any]:
             **_state(flow_run.state),
             **_times(flow_run),
         },
-        "task_runs": {names[str(run.id)]: _task_run(run, names) for run in task_runs},
+        "task_runs": dict(records),  # a mapped task: its last run here, all in "mapped"
+        "mapped": {
+            name: [record for task, record in records if task == name]
+            for name, count in counts.items()
+            if count > 1
+        },
         "artifacts": [_artifact(a, names) for a in _artifacts(client, flow_run.id)],
     }
 
@@ -180,6 +189,7 @@ class TaskRunRecord:
     state_type: str | None
     message: str | None
     run_count: int
+    state_name: str | None
     upstream: tuple[str, ...]
     result: Any
     start_time: float | None
@@ -194,6 +204,7 @@ class TaskRunRecord:
             state_type=data.get("state_type"),
             message=data.get("message"),
             run_count=int(data.get("run_count") or 0),
+            state_name=data.get("state_name"),
             upstream=tuple(data.get("upstream") or ()),
             result=data.get("result"),
             start_time=data.get("start_time"),
@@ -222,6 +233,7 @@ class FlowRunRecord:
     total_run_time_s: float
     tasks: dict[str, TaskRunRecord] = field(default_factory=dict)
     artifacts: tuple[dict[str, Any], ...] = ()
+    mapped: dict[str, tuple[TaskRunRecord, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FlowRunRecord:
@@ -239,6 +251,10 @@ class FlowRunRecord:
             total_run_time_s=float(run.get("total_run_time_s") or 0.0),
             tasks={k: TaskRunRecord.from_dict(v) for k, v in data.get("task_runs", {}).items()},
             artifacts=tuple(data.get("artifacts") or ()),
+            mapped={
+                name: tuple(TaskRunRecord.from_dict(run) for run in runs)
+                for name, runs in (data.get("mapped") or {}).items()
+            },
         )
 
     @property
@@ -249,6 +265,12 @@ class FlowRunRecord:
         """What a task returned (its persisted result), or ``{}``."""
         run = self.tasks.get(task)
         return dict(run.result) if run is not None and isinstance(run.result, dict) else {}
+
+    def runs_of(self, task: str) -> tuple[TaskRunRecord, ...]:
+        """Every task run of ``task`` (expected start order; a mapped task has one per item)."""
+        if task in self.mapped:
+            return self.mapped[task]
+        return (self.tasks[task],) if task in self.tasks else ()
 
     def upstream_of(self, task: str) -> tuple[str, ...]:
         """The tasks whose results ``task`` took as input (Prefect's ``task_inputs``)."""

@@ -29,7 +29,9 @@ PIPELINE_PACKAGE = "mlopsbench.tools.prefect.pipeline"
 
 def main(argv: list[str] | None = None) -> int:
     commands = {
-        "run": lambda request: run_flow(request["usecase"], request["parameters"]),
+        "run": lambda request: run_flow(
+            request["usecase"], request["parameters"], request.get("workers")
+        ),
         "readback": lambda request: readback(request["flow_run_id"]),
     }
     return workers.serve(commands, argv, prog="python -m mlopsbench.tools.prefect.worker")
@@ -40,14 +42,18 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_flow(usecase: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Call the flow once; the record comes from Prefect's API, not from the call."""
+def run_flow(
+    usecase: str, parameters: dict[str, Any], workers: int | None = None
+) -> dict[str, Any]:
+    """Call the flow once; the record comes from Prefect's API, not from the call. With
+    ``workers``, the flow module's ``with_workers(workers)`` gives the flow (its task runner)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     import prefect
     from prefect.client.orchestration import get_client
 
-    flow = find_flow(flow_module(usecase))
+    module = flow_module(usecase)
+    flow = find_flow(module) if workers is None else module.with_workers(int(workers))
     timings["import"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # Without PREFECT_API_URL this starts the temporary API, which the flow then reuses.
@@ -55,7 +61,8 @@ def run_flow(usecase: str, parameters: dict[str, Any]) -> dict[str, Any]:
         client.hello()
         timings["api_start"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        state = flow(**parameters, return_state=True)
+        with api_for_subprocesses(str(client.api_url), workers):
+            state = flow(**parameters, return_state=True)
         timings["flow_call"] = time.perf_counter() - t0
         flow_run_id = str(state.state_details.flow_run_id)
         t0 = time.perf_counter()
@@ -67,9 +74,23 @@ def run_flow(usecase: str, parameters: dict[str, Any]) -> dict[str, Any]:
         "flow_run_id": flow_run_id,
         "api_url": api,
         "prefect_version": prefect.__version__,
+        "task_runner": type(flow.task_runner).__name__,
         "timings": timings,
         "record": record,
     }
+
+
+def api_for_subprocesses(api_url: str, workers: int | None) -> Any:
+    """With ``workers``, ``PREFECT_API_URL`` set to the API this process uses while the flow
+    runs: a process-pool task runner hands its settings to the task processes it spawns, which
+    would otherwise each start a temporary API of their own (30+ s each on a busy machine)."""
+    import contextlib
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if workers is None:
+        return contextlib.nullcontext()
+    return temporary_settings(updates={PREFECT_API_URL: api_url.rstrip("/")})
 
 
 def flow_module(usecase: str) -> ModuleType:

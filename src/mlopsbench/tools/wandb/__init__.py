@@ -17,6 +17,7 @@ TOOL = Tool(
     package=__name__,
     distributions=("wandb",),
     api_packages=("wandb",),
+    sweep="sweep",
     colour="#ffbe00",
     ui="W&B LEET (terminal UI, offline); the W&B web app",
     services=(

@@ -5,8 +5,9 @@ its versions in ZenML's Model Control Plane, the local dashboard.
 gate and MLflow steps, their helpers). The rest is the adapter: ``launch`` (run folder layout,
 the isolated ZenML configuration, the worker process), ``worker`` (the child process that
 imports ZenML: runs the pipeline, reads it back), ``readback`` (the Client API), ``adapter``
-(the record, the evidence), ``server``/``commands``/``probe`` (the local dashboard). Nothing
-is imported here: ZenML reads its global configuration when first used.
+(the record, the evidence), ``sweep`` (the sweep scenario: its dynamic pipeline's record),
+``server``/``commands``/``probe`` (the local dashboard). Nothing is imported here: ZenML reads
+its global configuration when first used.
 """
 
 from mlopsbench.toolkit.spec import Tool
@@ -19,6 +20,7 @@ TOOL = Tool(
     distributions=("zenml[server]",),
     api_packages=("zenml",),
     commands="commands",
+    sweep="sweep",
     server_probe="probe:time_to_healthy",
     colour="#431d93",
     ui="ZenML dashboard",

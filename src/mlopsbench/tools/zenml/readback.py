@@ -25,6 +25,9 @@ STAGE_OUTPUTS = {
     "log_to_mlflow": "mlflow",
 }
 GATE_OUTPUT = "quality_gate"
+# The sweep's steps: one run per trial (``trial_result``), the fan-in's choice (``best_trial``).
+TRIAL_OUTPUT = "trial_result"
+BEST_OUTPUT = "best_trial"
 MODEL_ARTIFACT = "model"
 DATASET_ARTIFACT = "dataset"
 REPORT_ARTIFACT = "evaluation_report"
@@ -72,6 +75,75 @@ def read_run(run: Any) -> dict[str, Any]:
         "artifacts": {name: uri for name in FILE_ARTIFACTS if (uri := _uri(steps, name))},
         "model_version": _model_version(run),
     }
+
+
+def read_sweep(run: Any) -> dict[str, Any]:
+    """The sweep's run as :func:`read_run` gives it, with what ZenML stored for the trials:
+    every ``trial_result`` the run's steps produced, in trial order; how many step runs of
+    this run hold one (``stored_trials``); the attempts ZenML recorded per step (a retried
+    step run is kept beside the one that succeeded); the fan-in's inputs."""
+    record = read_run(run)
+    trial_steps = [s for s in run.steps.values() if TRIAL_OUTPUT in s.outputs]
+    trials = [s.outputs[TRIAL_OUTPUT][0].load() for s in trial_steps]
+    record["trials"] = sorted(trials, key=lambda t: int(t["trial"]["index"]))
+    record["stored_trials"] = len(trial_steps)
+    record["attempts"] = _attempts(run)
+    record["fan_in"] = _fan_in(run)
+    record["step_config"] = {s.name: _step_config(s) for s in run.steps.values()}
+    snapshot = run.snapshot
+    record["snapshot"] = {  # what ZenML compiled before the run started
+        "dynamic": bool(getattr(snapshot, "is_dynamic", False)),
+        "steps": sorted(snapshot.step_configurations) if snapshot else [],
+    }
+    return record
+
+
+def _step_config(step: Any) -> dict[str, Any]:
+    """The retry policy and resource request ZenML stored with the step run's configuration."""
+    config = step.config
+    resources = config.settings.get("resources")
+    return {
+        "retry": config.retry.model_dump() if config.retry else None,
+        "resources": _plain(resources) if resources is not None else None,
+    }
+
+
+def _plain(settings: Any) -> dict[str, Any]:
+    dumped = settings.model_dump(exclude_none=True) if hasattr(settings, "model_dump") else settings
+    return {k: v for k, v in dict(dumped).items() if v not in ({}, [])}
+
+
+def _attempts(run: Any) -> dict[str, list[str]]:
+    """Each step name -> the statuses of its step runs, oldest first (``retried`` ones too)."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate
+
+    found: dict[str, list[str]] = {}
+    step_runs = depaginate(Client().list_run_steps, pipeline_run_id=run.id, sort_by="created")
+    for step in step_runs:
+        found.setdefault(step.name, []).append(str(step.status.value))
+    return found
+
+
+def _fan_in(run: Any) -> dict[str, Any]:
+    """The step that consumed every trial's result: its name and the steps that made them."""
+    for step in run.steps.values():
+        inputs = [a for artifacts in step.inputs.values() for a in artifacts]
+        producers = {_producer(run, a.id) for a in inputs if a.artifact.name == TRIAL_OUTPUT}
+        if len(producers) > 1:
+            return {"step": step.name, "inputs_from": sorted(producers)}
+    return {}
+
+
+def _producer(run: Any, artifact_id: Any) -> str:
+    return next(
+        (
+            s.name
+            for s in run.steps.values()
+            if any(a.id == artifact_id for a in s.outputs.get(TRIAL_OUTPUT, []))
+        ),
+        "?",
+    )
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -144,7 +216,8 @@ def recorded_evidence(
 ) -> dict[str, bool]:
     """The evidence checklist, each item judged from what ZenML stored for the run."""
     steps = list(run.steps.values())
-    model_info = _loaded(steps, STAGE_OUTPUTS["build_model"])
+    # A run's model step returns its history; in the sweep the best trial holds it.
+    model_info = _loaded(steps, STAGE_OUTPUTS["build_model"]) or _loaded(steps, BEST_OUTPUT)
     evaluation = _loaded(steps, STAGE_OUTPUTS["evaluate_model"])
     return {
         "params": _params_recorded(run, usecase, params),

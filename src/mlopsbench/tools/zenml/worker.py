@@ -2,12 +2,14 @@
 
 ZenML reads its global configuration (where the store and the artifact store live) from the
 environment when first used, so the adapter prepares the environment and starts this module
-with it; the harness process never imports ZenML. Three commands, each writing its JSON to
+with it; the harness process never imports ZenML. Five commands, each writing its JSON to
 ``--result`` atomically:
 
 * ``run``: import ZenML, open (create) the store, run the use case's pipeline with
   ``run_pipeline(cfg, mlflow_uri)`` from ``pipeline/<use case>_pipeline.py``, then read the run
   back through the Client; seconds per phase, and the record.
+* ``sweep``: as ``run`` for ``pipeline/sweep_pipeline.py``, read back with every trial;
+  ``read_sweep``: a sweep run made elsewhere in the store (``zenml pipeline run``), read back.
 * ``evidence``: the evidence checklist of an earlier run, judged through the Client.
 * ``dashboard``: mark the store's default user as done with the dashboard's onboarding survey
   (email opt-in off), so the local dashboard opens on the runs.
@@ -18,7 +20,6 @@ User errors are reported in the result (``error``, ``error_type``) with exit cod
 from __future__ import annotations
 
 import importlib
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def run_pipeline(request: dict[str, Any]) -> dict[str, Any]:
-    """Run the use case's pipeline once; ``request``: usecase, values (flat), mlflow_uri."""
+def run_pipeline(request: dict[str, Any], reader: str = "read_run") -> dict[str, Any]:
+    """Run the use case's pipeline once; ``request``: usecase, values (flat), mlflow_uri.
+    ``reader``: the function of ``readback`` that turns the run into the record."""
     usecase = get_usecase(request["usecase"])
     cfg = usecase.config(request["values"])
     timings: dict[str, float] = {}
@@ -62,7 +64,7 @@ def run_pipeline(request: dict[str, Any]) -> dict[str, Any]:
     run, error = _call(module, cfg, request.get("mlflow_uri") or "", started_at)
     timings["pipeline"] = time.perf_counter() - t0
     returned_at, t0 = time.time(), time.perf_counter()
-    record = readback.read_run(readback.get_run(str(run.id)))
+    record = getattr(readback, reader)(readback.get_run(str(run.id)))
     timings["readback"] = time.perf_counter() - t0
     return {
         "zenml_version": zenml.__version__,
@@ -73,6 +75,23 @@ def run_pipeline(request: dict[str, Any]) -> dict[str, Any]:
         "pipeline_error": error,
         "record": record,
     }
+
+
+def run_sweep(request: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's pipeline, read back with every trial's result (``readback.read_sweep``)."""
+    return run_pipeline(request, reader="read_sweep")
+
+
+def read_sweep(request: dict[str, Any]) -> dict[str, Any]:
+    """Sweep runs started elsewhere (``zenml pipeline run``), read back as ``sweep`` reads its
+    own; ``request``: newest (how many of the store's newest runs, oldest first; default 1)."""
+    from zenml.client import Client
+
+    from mlopsbench.tools.zenml import readback
+
+    size = int(request.get("newest", 1))
+    runs = Client().list_pipeline_runs(sort_by="desc:created", size=size).items
+    return {"records": [readback.read_sweep(readback.get_run(str(r.id))) for r in runs[::-1]]}
 
 
 def _call(module: Any, cfg: Any, mlflow_uri: str, started_at: float) -> tuple[Any, str]:
@@ -149,8 +168,16 @@ def dashboard(request: dict[str, Any]) -> dict[str, Any]:
     return {"user": user.name, "runs": runs}
 
 
-COMMANDS = {"run": run_pipeline, "evidence": evidence, "dashboard": dashboard}
+COMMANDS = {
+    "run": run_pipeline,
+    "sweep": run_sweep,
+    "read_sweep": read_sweep,
+    "evidence": evidence,
+    "dashboard": dashboard,
+}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The result is written: skip tearing down torch, matplotlib and the dynamic pipeline
+    # runner's threads (15 s of interpreter exit after a sweep on a busy 2-core box).
+    workers.exit_now(main())

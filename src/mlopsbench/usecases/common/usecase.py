@@ -59,6 +59,7 @@ class UseCase:
     data_context: str  # what prepare_data's file is for: "training" or "evaluation"
     data_file: str  # the file prepare_data writes
     default_threshold: float = 0.0
+    run_axis: str = "model"  # the setting ``compare`` varies from row to row
 
     @property
     def stages(self) -> ModuleType:

@@ -3,6 +3,7 @@
 ``definitions.py`` is the code location (``dagster dev -m
 mlopsbench.tools.dagster.pipeline.definitions``); ``digits_assets.py`` and
 ``sentiment_assets.py`` hold each use case's assets, quality-gate check and job;
-``resources.py`` the resources they share; ``metadata.py`` turns what a core stage returned into
-the metadata the UI shows.
+``sweep_assets.py`` the sweep (a graph-backed asset fanning out one step per trial), its job and
+its schedule; ``resources.py`` the resources they share; ``metadata.py`` turns what a core
+stage returned into the metadata the UI shows.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pydantic
-from dagster import AssetExecutionContext, ConfigurableResource
+from dagster import AssetExecutionContext, ConfigurableResource, OpExecutionContext
 
 from mlopsbench.usecases.common.params import config_from_params, config_params
 
@@ -59,10 +59,13 @@ class AssetFiles(ConfigurableResource):
 
     root: str = ""
 
-    def folder(self, context: AssetExecutionContext) -> Path:
-        """The running materialisation's own folder (created)."""
+    def folder(
+        self, context: AssetExecutionContext | OpExecutionContext, asset: str | None = None
+    ) -> Path:
+        """The running materialisation's own folder (created); an op inside a graph-backed
+        asset names the asset it works for."""
         root = Path(self.root) if self.root else Path(context.instance.root_directory) / "artifacts"
-        path = root / context.asset_key.to_user_string() / context.run_id
+        path = root / (asset or context.asset_key.to_user_string()) / context.run_id
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -88,6 +88,41 @@ def keep_in_artifact(folder: str | Path, artifact_path: str | Path) -> str:
     return str(target)
 
 
+def trial_result(artifact: Any) -> dict[str, Any]:
+    """A sweep trial's ``run_trial`` result from the ``Model`` artifact holding it.
+
+    The metadata went through a protobuf Struct, where every number is a double: the trial's
+    index and batch size become ints again; paths are this pod's, under the artifact.
+    """
+    meta = artifact.metadata
+    trial = dict(meta["trial"])
+    for key in ("index", "batch_size"):
+        trial[key] = int(trial[key])
+    return {
+        **{k: v for k, v in meta.items() if k != "trial"},
+        "trial": trial,
+        "metrics": scalar_metrics(meta["metrics"]),
+        "model_dir": file_in(artifact, "model_dir"),
+        "history_path": optional_file_in(artifact, "history_path"),
+    }
+
+
+def keep_trial(result: Mapping[str, Any], artifact_path: str | Path) -> dict[str, Any]:
+    """Copy a trial's folder (model, history, metrics) into ``artifact_path``; return the
+    result with its paths there, as that artifact's metadata. The fan-in's own output is all
+    the next step receives on a cluster, not the collected trial artifacts."""
+    source = Path(result["model_dir"]).parent
+    target = Path(artifact_path) / source.name
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    moved = {
+        key: str(target / Path(value).relative_to(source))
+        if key in ("model_dir", "history_path") and value
+        else value
+        for key, value in result.items()
+    }
+    return describe(moved, artifact_path)
+
+
 def log_history(metrics: Any, history: Sequence[Mapping[str, Any]]) -> None:
     """Per-epoch scalars with flat names (``epoch1_train_loss``): KFP Metrics hold scalars."""
     for name, value in history_metrics(history).items():

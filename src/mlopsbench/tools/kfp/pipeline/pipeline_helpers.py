@@ -99,16 +99,18 @@ def promote_if_accurate(
     evaluate: Any,
     mlflow_uri: Any,
     run_name: Any,
+    model_output: str = "model",
 ) -> None:
     """The quality gate: ``promote-model`` runs only when evaluate's accuracy reaches the
-    threshold (evaluate returns the accuracy as its single output parameter)."""
+    threshold (evaluate returns the accuracy as its single output parameter). ``model``'s
+    output named ``model_output`` is the model promoted."""
     with dsl.If(evaluate.outputs["Output"] >= settings["threshold"], name="quality-gate"):
         promote = component(promote_model)(
             usecase=usecase,
             run_name=run_name,
             mlflow_uri=mlflow_uri,
             dataset=data.outputs["dataset"],
-            model=model.outputs["model"],
+            model=model.outputs[model_output],
             metrics=evaluate.outputs["metrics"],
             evaluation=evaluate.outputs["evaluation"],
         )

@@ -1,4 +1,4 @@
-"""The evaluation card both flows draw on their ``evaluate`` step (``@card(type="blank")``).
+"""The evaluation card the flows draw on their ``evaluate`` step (``@card(type="blank")``).
 
 Headline metrics and the quality gate, a per-class table and the core's plots (confusion
 matrix, t-SNE, training curve), from what the core's ``evaluate_model`` stage returned.
@@ -60,3 +60,28 @@ def _per_class_rows(evaluation: Mapping[str, Any]) -> list[list[Any]]:
         [name, *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1")), str(row["support"])]
         for name, row in per_class.items()
     ]
+
+
+def add_trials_table(card: Any, rows: list[dict[str, Any]]) -> None:
+    """Append a sweep's trials (``trial_table`` rows, best first) to a card."""
+    from metaflow.cards import Markdown, Table
+
+    headers = ["trial", "model", "lr", "batch size", "accuracy", "loss", "seconds"]
+    card.append(Markdown("## Trials (best first)"))
+    card.append(
+        Table(
+            [
+                [
+                    row["name"],
+                    row["model"],
+                    row["lr"],
+                    row["batch_size"],
+                    f"{row['accuracy']:.4f}",
+                    f"{row['loss']:.4f}",
+                    f"{row['seconds']:.1f}",
+                ]
+                for row in rows
+            ],
+            headers=headers,
+        )
+    )

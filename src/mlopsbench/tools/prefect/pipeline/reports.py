@@ -42,6 +42,13 @@ def publish_history(history: Sequence[Mapping[str, float]], key: str) -> None:
         )
 
 
+def publish_trials(rows: Sequence[Mapping[str, Any]], key: str) -> None:
+    """A sweep's trials, best first (model, learning rate, batch size, accuracy, loss)."""
+    create_table_artifact(
+        table=[dict(row) for row in rows], key=key, description="Sweep trials, best first"
+    )
+
+
 def publish_evaluation(
     evaluation: Mapping[str, Any], key: str, title: str, facts: Mapping[str, Any]
 ) -> None:
