@@ -23,9 +23,20 @@ def usecase_parser(
     for case in all_usecases():
         options = commands.add_parser(case.name, help=case.title)
         add_options(options)
-        for spec in case.params():
-            _add_setting(options, spec)
+        add_settings(options, case.name)
     return parser
+
+
+def add_settings(parser: argparse.ArgumentParser, usecase: str) -> None:
+    """One option per setting of ``usecase``'s config (``--epochs``, ``--data-path``...)."""
+    for spec in get_usecase(usecase).params():
+        _add_setting(parser, spec)
+
+
+def config_from_args(usecase: str, args: argparse.Namespace) -> Any:
+    """The use case's config from options added by :func:`add_settings`."""
+    case = get_usecase(usecase)
+    return case.config({spec.name: getattr(args, spec.name) for spec in case.params()})
 
 
 def parse_usecase_args(

@@ -34,6 +34,7 @@ from mlopsbench.tools.mlflow.pipeline.run_pipeline import (
     register_version,
     validate,
 )
+from mlopsbench.usecases.arguments import add_settings, config_from_args
 from mlopsbench.usecases.registry import get_usecase
 from mlopsbench.usecases.sweep import stages
 from mlopsbench.usecases.sweep.config import SweepConfig
@@ -146,22 +147,13 @@ def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/mlflow-sweep"))
     parser.add_argument("--tracking-uri", default=mlflow.get_tracking_uri())
-    for spec in get_usecase(SWEEP).params():
-        parser.add_argument(
-            spec.cli_flag,
-            dest=spec.name,
-            default=spec.default,
-            help=spec.description,
-            type=spec.kind,
-            choices=spec.choices or None,
-        )
+    add_settings(parser, SWEEP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
-    case = get_usecase(SWEEP)
-    cfg = case.config({spec.name: getattr(args, spec.name) for spec in case.params()})
+    cfg = config_from_args(SWEEP, args)
     args.out.mkdir(parents=True, exist_ok=True)
     outcome = run_sweep(cfg, args.out, args.tracking_uri)
     best, version = outcome["evaluation"]["best"], outcome["version"]

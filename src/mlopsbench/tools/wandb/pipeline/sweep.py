@@ -39,8 +39,8 @@ from mlopsbench.tools.wandb.pipeline.train import (
     plot_images,
     use_dataset,
 )
+from mlopsbench.usecases.arguments import add_settings, config_from_args
 from mlopsbench.usecases.common.params import flat_values
-from mlopsbench.usecases.registry import get_usecase
 from mlopsbench.usecases.sweep import stages
 from mlopsbench.usecases.sweep.config import SweepConfig
 
@@ -136,22 +136,13 @@ def argument_parser() -> argparse.ArgumentParser:
     """The script's options: its own, then every setting of the core's ``SweepConfig``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/wandb-sweep"))
-    for spec in get_usecase(SWEEP).params():
-        parser.add_argument(
-            spec.cli_flag,
-            dest=spec.name,
-            default=spec.default,
-            help=spec.description,
-            type=spec.kind,
-            choices=spec.choices or None,
-        )
+    add_settings(parser, SWEEP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
-    case = get_usecase(SWEEP)
-    cfg = case.config({spec.name: getattr(args, spec.name) for spec in case.params()})
+    cfg = config_from_args(SWEEP, args)
     args.out.mkdir(parents=True, exist_ok=True)
     outcome = run_sweep(cfg, args.out)
     best, gate = outcome["evaluation"]["best"], outcome["evaluation"]["gate"]
