@@ -186,3 +186,21 @@ def test_real_pipeline_files_are_counted() -> None:
             assert all(a.startswith(tool + ".") for a in counts[tool].api), tool
         else:
             assert counts[tool].missing
+
+
+def test_the_papers_use_cases_and_the_sweep_count_their_own_files() -> None:
+    from mlopsbench.bench.instrumentation import scenario_files
+    from mlopsbench.toolkit.registry import get_tool
+
+    for name in ("metaflow", "dvc"):
+        tool = get_tool(name)
+        paper = {
+            p.relative_to(tool.pipeline_folder).as_posix() for p in scenario_files(tool, "digits")
+        }
+        sweep = {
+            p.relative_to(tool.pipeline_folder).as_posix() for p in scenario_files(tool, "sweep")
+        }
+        assert sweep and all("sweep" in path for path in sweep)
+        assert not any("sweep" in file for file in paper)
+        assert len(paper) + len(sweep) == len(scenario_files(tool, None))
+    assert "sweep_flow.py" in {p.name for p in scenario_files(get_tool("metaflow"), "sweep")}

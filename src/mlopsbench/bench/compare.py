@@ -293,7 +293,7 @@ def meta_row(cfg: CompareConfig) -> dict[str, Any]:
     from mlopsbench.toolkit.registry import get_tool
 
     bases = sorted({EnvSpec.parse(t).tool for t in cfg.tools} | {"plain"})
-    counts = count_all(bases)
+    counts = count_all(bases, cfg.usecase)
     return {
         "kind": "meta",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -21,6 +21,7 @@ import io
 import tokenize
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -347,9 +348,26 @@ def count_yaml(source: str, path: str) -> FileCount:
     return FileCount(path, len(lines), len(lines), frozenset())
 
 
-def count_tool(tool: Tool) -> InstrumentationCount:
-    """Instrumentation cost of one tool: what its ``pipeline/`` folder holds, nothing else."""
+SCENARIO_MARK = "sweep"  # a pipeline file (or folder) named for the sweep belongs to it alone
+
+
+def scenario_files(tool: Tool, usecase: str | None) -> list[Path]:
+    """The pipeline files a use case's code cost counts: for the paper's use cases everything but
+    the sweep's files (the paper measured its two pipelines), for the sweep only what the sweep
+    adds; ``None``: every file."""
     files = tool.pipeline_files()
+    if usecase is None:
+        return files
+    wanted = usecase == SCENARIO_MARK
+    return [
+        f for f in files if (SCENARIO_MARK in str(f.relative_to(tool.pipeline_folder))) == wanted
+    ]
+
+
+def count_tool(tool: Tool, usecase: str | None = None) -> InstrumentationCount:
+    """Instrumentation cost of one tool: what its ``pipeline/`` folder holds for ``usecase``
+    (see :func:`scenario_files`), nothing else."""
+    files = scenario_files(tool, usecase)
     counts, missing = [], []
     if not files:
         missing.append(f"{tool.pipeline}/ (no pipeline files)")
@@ -369,7 +387,7 @@ def count_tool(tool: Tool) -> InstrumentationCount:
     return InstrumentationCount(tool.name, tuple(counts), tuple(missing), api)
 
 
-def count_all(tools: Iterable[str]) -> dict[str, InstrumentationCount]:
+def count_all(tools: Iterable[str], usecase: str | None = None) -> dict[str, InstrumentationCount]:
     from mlopsbench.toolkit.registry import get_tool
 
-    return {name: count_tool(get_tool(name)) for name in tools}
+    return {name: count_tool(get_tool(name), usecase) for name in tools}

@@ -339,7 +339,9 @@ def _instrumentation(summary: Summary) -> Section:
         "Counted from source with `ast` over each tool's pipeline files (`ToolSpec.pipeline_files`): "
         "code lines without docstrings, comments or blank lines; lines that reference the tool's "
         "package; distinct tool API names resolved from the files' own imports (calls, decorators, "
-        "base classes, inherited `self.` calls). The harness's `evidence()` read-back is excluded."
+        "base classes, inherited `self.` calls). The harness's `evidence()` read-back is excluded. "
+        "The paper's use cases count every pipeline file but the sweep's (files named `*sweep*`); "
+        "`compare sweep` counts only what the sweep adds."
     )
     counts = summary.meta.get("instrumentation", {})
     rows = []

@@ -1,6 +1,6 @@
 """DVC stage ``train_trial`` of the sweep: one trial, the point params.yaml's ``trial:`` names.
 
-    python stages/train_trial.py sweep <data file> <out dir>
+    python stages/sweep_train_trial.py sweep <data file> <out dir>
 
 Each trial is a DVC experiment (``dvc exp run --queue -S trial.model=deep ...``). The trial
 trains in ``<out dir>/<trial name>/``; what the core returned goes to ``run_trial.json``, its

@@ -1,6 +1,6 @@
 """DVC stage ``evaluate`` of the sweep: metrics, gate and plots of the applied (best) trial.
 
-    python stages/evaluate_best.py sweep <data report> <trial report> <out dir>
+    python stages/sweep_evaluate_best.py sweep <data report> <trial report> <out dir>
 
 Run after ``dvc exp apply <best trial>``: the workspace then holds that trial's params and
 ``train/``. With ``$MLFLOW_TRACKING_URI`` set, the run is also logged to MLflow.
