@@ -7,12 +7,14 @@ here is a package: ``tests/tools/mlflow/__init__.py`` would shadow the real ``ml
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import mlopsbench
 from mlopsbench.result import RunRequest, RunResult
 from mlopsbench.usecases.digits.config import DigitsConfig
 
@@ -40,6 +42,25 @@ class Store:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before each test and its fixtures: no loaded model's code folder shadows mlopsbench.
+
+    MLflow's pyfunc loader puts a loaded model's code folder first on ``sys.path`` for good
+    (``_add_code_to_system_path``), and our models ship part of mlopsbench there. This process
+    keeps the package it imported first, but a process it spawns (the sweep's trial pool) takes
+    the parent's path and would import that part, without ``mlopsbench.tools``.
+    """
+    del item
+    real = Path(mlopsbench.__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not _shadows_package(p, real)]
+
+
+def _shadows_package(entry: str, real: Path) -> bool:
+    candidate = Path(entry or ".") / "mlopsbench"
+    return candidate.is_dir() and candidate.resolve() != real
 
 
 @pytest.fixture(scope="session")

@@ -17,14 +17,17 @@ from mlopsbench.usecases.digits.config import DigitsConfig
 from mlopsbench.usecases.sweep.config import SweepConfig
 
 PROJECT = get_tool("mlflow").pipeline_folder
+# Left in this process by earlier runs: `mlflow run` refuses an experiment id beside a name.
+MLFLOW_RUN_CONTEXT = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
 MLPROJECT = yaml.safe_load((PROJECT / "MLproject").read_text())
 
 
 def _mlflow_run(tmp_path: Path, *params: str) -> subprocess.CompletedProcess[str]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     bin_dir = str(Path(sys.executable).parent)
+    inherited = {k: v for k, v in os.environ.items() if k not in MLFLOW_RUN_CONTEXT}
     env = {
-        **os.environ,
+        **inherited,
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),  # `python` is this env's
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
