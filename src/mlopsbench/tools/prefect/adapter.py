@@ -248,10 +248,10 @@ def recorded_evidence(record: FlowRunRecord, result: RunResult) -> dict[str, boo
     expected_state = "COMPLETED" if result.status == "ok" else "FAILED"
     return {
         "params": _params_recorded(record, result),
-        "per_epoch_metrics": _history_recorded(record, result),
+        "per_epoch_metrics": history_recorded(record, result, "build_model"),
         "final_metrics": "accuracy" in (evaluation.get("metrics") or {})
         and bool(record.artifacts_of("markdown")),
-        "model_artifact": _non_empty_dir(model.get("model_dir")),
+        "model_artifact": non_empty_dir(model.get("model_dir")),
         "plots": any(a.get("png") for a in record.artifacts_of("image")),
         "lineage": bool(data.get("source"))
         and bool(data.get("digest"))
@@ -265,13 +265,14 @@ def _params_recorded(record: FlowRunRecord, result: RunResult) -> bool:
     return isinstance(config, dict) and bool(config) and config == result.params
 
 
-def _history_recorded(record: FlowRunRecord, result: RunResult) -> bool:
-    tables = [a for a in record.artifacts_of("table") if a.get("task") == "build_model"]
+def history_recorded(record: FlowRunRecord, result: RunResult, task: str) -> bool:
+    """The per-epoch table ``task`` published holds one row per epoch of the result."""
+    tables = [a for a in record.artifacts_of("table") if a.get("task") == task]
     rows = tables[0].get("data") if tables else None
     if not isinstance(rows, list) or not rows:
         return False
     return all("epoch" in row for row in rows) and len(rows) == len(result.history)
 
 
-def _non_empty_dir(path: Any) -> bool:
+def non_empty_dir(path: Any) -> bool:
     return bool(path) and Path(path).is_dir() and any(Path(path).iterdir())

@@ -203,10 +203,10 @@ def recorded_evidence(record: FlowRunRecord, result: RunResult) -> dict[str, boo
     trials = record.runs_of(TRIAL_TASK)
     return {
         "params": record.parameters.get("config") == result.params and bool(result.params),
-        "per_epoch_metrics": _history_recorded(record, result),
+        "per_epoch_metrics": adapter.history_recorded(record, result, EVALUATE_TASK),
         "final_metrics": "accuracy" in (evaluation.get("metrics") or {})
         and bool(record.artifacts_of("markdown")),
-        "model_artifact": _non_empty_dir(best.get("model_dir")),
+        "model_artifact": adapter.non_empty_dir(best.get("model_dir")),
         "plots": any(a.get("png") for a in record.artifacts_of("image")),
         "lineage": bool(data.get("source"))
         and bool(data.get("digest"))
@@ -218,15 +218,3 @@ def recorded_evidence(record: FlowRunRecord, result: RunResult) -> dict[str, boo
         and {DATA_TASK, BEST_TASK} <= set(record.upstream_of(EVALUATE_TASK)),
         "run_state": record.state_type == expected_state and bool(trials),
     }
-
-
-def _history_recorded(record: FlowRunRecord, result: RunResult) -> bool:
-    tables = [a for a in record.artifacts_of("table") if a.get("task") == EVALUATE_TASK]
-    rows = tables[0].get("data") if tables else None
-    if not isinstance(rows, list) or not rows:
-        return False
-    return all("epoch" in row for row in rows) and len(rows) == len(result.history)
-
-
-def _non_empty_dir(path: Any) -> bool:
-    return bool(path) and Path(path).is_dir() and any(Path(path).iterdir())
