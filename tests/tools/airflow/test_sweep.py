@@ -79,7 +79,9 @@ def test_two_workers_run_two_mapped_trials_at_once_on_a_local_executor(
     service_dir: Path, quiet_threads: None
 ) -> None:
     # A gate no model passes: the sweep succeeds, the short-circuit skips the promotion.
-    cfg = SweepConfig(trials=2, models="simple", epochs=1, threshold=0.999, workers=2)
+    # Three trials on two slots: whichever slot frees first takes the third, so two of them
+    # overlap even when one slot is still handing back the task before run_trial.
+    cfg = SweepConfig(trials=3, models="simple", epochs=1, threshold=0.999, workers=2)
     cfg = cfg.with_overrides(data=QUICK_DATA)
     result = sweep.run(RunRequest(usecase="sweep", config=cfg, out_dir=service_dir / "run"))
 
@@ -89,8 +91,8 @@ def test_two_workers_run_two_mapped_trials_at_once_on_a_local_executor(
     assert info["database"] == "postgres"
     # The mapped instances as the REST API lists them: both succeeded, and they ran at once.
     spans = info["trial_instances"]
-    assert sorted(spans) == [0, 1] and info["sweep"]["stored_trials"] == 2
-    assert {span["label"] for span in spans.values()} == {"trial-00", "trial-01"}
+    assert sorted(spans) == [0, 1, 2] and info["sweep"]["stored_trials"] == 3
+    assert {span["label"] for span in spans.values()} == {"trial-00", "trial-01", "trial-02"}
     assert _overlapping(list(spans.values())), spans
     assert info["state"] == "success"
     assert info["task_states"]["quality_gate"] == "success"

@@ -86,6 +86,7 @@ WORKER_PREFIX = "celery-"
 WORKER_READY = " ready."  # Celery's line once a worker consumes ("celery-1@host ready.")
 HOSTNAME_CALLABLE = "mlopsbench.tools.airflow.common.worker_hostname"
 SERVICE_SETTLE_S = 3.0  # after an Airflow process died: time for a dying service to show it
+MIN_HEARTBEAT_INTERVAL_S = 1  # see server_env: how soon a finished task gives its slot back
 SERVICES = {
     "postgres": "PostgreSQL (the metadata database)",
     "redis": "Redis (the Celery broker)",
@@ -261,6 +262,11 @@ def server_env(settings: ServerSettings, server: AirflowServer | None = None) ->
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout_s),
+        # The task supervisor notices its task process exit only when its select() wakes, and
+        # that waits up to this interval (default 5 s) once the task closed its sockets: every
+        # task held its worker slot ~5 s after it ended, so a second mapped trial found no free
+        # slot. 1 s: one heartbeat call a second at most per running task, a slot back in <= 1 s.
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": str(MIN_HEARTBEAT_INTERVAL_S),
     }
     pg = server.postgres if server is not None else None
     if pg is not None:

@@ -68,11 +68,15 @@ class DigitsData:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write as a compressed .npz (the hand-over format between pipeline steps), atomically."""
+        """Write as an .npz (the hand-over format between pipeline steps), atomically.
+
+        Uncompressed: zlib took ~70 ms per 1,000 images (4 s for MNIST's 60,000, longer than
+        five epochs of SimpleNN), to save disk on a file each run writes once and reads once.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
+        np.savez(
             tmp,
             x_train=self.train_images,
             y_train=self.train_labels,

@@ -101,7 +101,8 @@ def evaluate_model(
     write_json_atomic(out_dir / METRICS_FILE, metrics)
     write_json_atomic(out_dir / EVALUATION_FILE, evaluation.report.to_dict())
     tmp = out_dir / f".{EMBEDDINGS_FILE}.tmp.npz"  # atomic, like every file a stage writes
-    np.savez_compressed(tmp, embeddings=evaluation.embeddings, labels=evaluation.labels)
+    # Uncompressed: float embeddings barely compress and zlib would cost more than the t-SNE.
+    np.savez(tmp, embeddings=evaluation.embeddings, labels=evaluation.labels)
     tmp.replace(out_dir / EMBEDDINGS_FILE)
     artifacts = {
         "metrics": str(out_dir / METRICS_FILE),
