@@ -190,3 +190,8 @@ class RunRecorder:
             started_at=self.started_at,
             environment=environment_info(self.distributions),
         )
+
+
+def non_empty_dir(path: Any) -> bool:
+    """Whether ``path`` names a folder with something in it (a model folder a run wrote)."""
+    return bool(path) and Path(path).is_dir() and any(Path(path).iterdir())

@@ -14,7 +14,12 @@ from mlopsbench.usecases.digits.config import DigitsConfig
 from mlopsbench.usecases.digits.data import DigitsData
 from mlopsbench.usecases.digits.evaluate import as_image_batch, evaluate, predict
 from mlopsbench.usecases.digits.storage import SPEC_FILE, WEIGHTS_FILE, load_model, save_model
-from mlopsbench.usecases.digits.train import EpochStats, resolve_precision, train
+from mlopsbench.usecases.digits.train import (
+    EpochStats,
+    flush_denormals,
+    resolve_precision,
+    train,
+)
 
 
 def tiny(data: DigitsData, n: int = 128) -> DigitsData:
@@ -168,3 +173,12 @@ def test_predict_accepts_served_shapes(small: DigitsData) -> None:
     assert predict(model, images[:0]).shape == (0,)
     with pytest.raises(DataError, match=r"shape \(N, 28, 28\)"):
         as_image_batch(np.zeros((2, 27, 27)))
+
+
+def test_subnormals_are_flushed_while_training_and_only_then() -> None:
+    subnormal = torch.tensor([1e-39], dtype=torch.float32)  # below float32's normal range
+    with flush_denormals(torch.device("cpu")):
+        inside = float((subnormal * 1.0).item())
+    outside = float((subnormal * 1.0).item())
+    assert inside == 0.0  # flushed (x86's FTZ/DAZ)
+    assert outside > 0.0  # and the process-wide setting is torch's default again

@@ -44,7 +44,7 @@ from typing import Any
 
 from mlopsbench.errors import ConfigError, MlopsbenchError
 from mlopsbench.result import EVIDENCE_KEYS, RunRequest, RunResult
-from mlopsbench.toolkit.record import RunRecorder, core_timings
+from mlopsbench.toolkit.record import RunRecorder, core_timings, non_empty_dir
 from mlopsbench.toolkit.registry import get_tool
 from mlopsbench.tools.airflow import common, deployment, metadata
 from mlopsbench.tools.airflow.pipeline import alerts, dag_support
@@ -464,7 +464,7 @@ def evidence(result: RunResult) -> dict[str, bool]:
         and all(record.conf.get(k) == v for k, v in result.params.items()),
         "per_epoch_metrics": bool(history) and all("epoch" in row for row in history),
         "final_metrics": "accuracy" in (evaluation.get("metrics") or {}),
-        "model_artifact": _non_empty_dir(model.get("model_dir")),
+        "model_artifact": non_empty_dir(model.get("model_dir")),
         "plots": any(str(p).endswith(".png") and Path(p).is_file() for p in artifacts.values()),
         "lineage": bool(data.get("source")) and bool(data.get("digest")),
         "run_state": record.state == expected_state and bool(record.tasks),
@@ -485,7 +485,3 @@ def _read_from_postgres(info: Mapping[str, Any]) -> metadata.DagRunRecord:
         return metadata.read_run(info["airflow_home"], info["dag_id"], info["run_id"], db_env)
     finally:
         postgres.stop(pg)
-
-
-def _non_empty_dir(path: Any) -> bool:
-    return bool(path) and Path(path).is_dir() and any(Path(path).iterdir())

@@ -27,7 +27,7 @@ from typing import Any
 
 from mlopsbench.errors import ConfigError, MlopsbenchError
 from mlopsbench.result import EVIDENCE_KEYS, RunRequest, RunResult
-from mlopsbench.toolkit.record import RunRecorder
+from mlopsbench.toolkit.record import RunRecorder, non_empty_dir
 from mlopsbench.toolkit.registry import get_tool
 from mlopsbench.toolkit.sweep import sweep_record
 from mlopsbench.tools.airflow import adapter, common, deployment, metadata
@@ -279,7 +279,7 @@ def evidence(result: RunResult) -> dict[str, bool]:
         and all(record.conf.get(k) == v for k, v in result.params.items()),
         "per_epoch_metrics": bool(history) and all("epoch" in row for row in history),
         "final_metrics": "accuracy" in (evaluation.get("metrics") or {}),
-        "model_artifact": adapter._non_empty_dir(best.get("model_dir")),
+        "model_artifact": non_empty_dir(best.get("model_dir")),
         "plots": any(str(p).endswith(".png") and Path(p).is_file() for p in artifacts.values()),
         "lineage": bool(data.get("source")) and bool(data.get("digest")),
         "run_state": record.state == expected and len(trials) == planned,

@@ -28,7 +28,7 @@ from typing import Any
 
 from mlopsbench.result import EVIDENCE_KEYS, RunRequest, RunResult
 from mlopsbench.toolkit.options import positive_float_option, thread_env
-from mlopsbench.toolkit.record import RunRecorder, core_timings
+from mlopsbench.toolkit.record import RunRecorder, core_timings, non_empty_dir
 from mlopsbench.toolkit.registry import get_tool
 from mlopsbench.tools.prefect import launch
 from mlopsbench.tools.prefect.environment import RunLayout, api_url, prefect_env
@@ -272,7 +272,3 @@ def history_recorded(record: FlowRunRecord, result: RunResult, task: str) -> boo
     if not isinstance(rows, list) or not rows:
         return False
     return all("epoch" in row for row in rows) and len(rows) == len(result.history)
-
-
-def non_empty_dir(path: Any) -> bool:
-    return bool(path) and Path(path).is_dir() and any(Path(path).iterdir())

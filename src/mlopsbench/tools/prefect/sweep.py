@@ -22,7 +22,7 @@ from typing import Any
 
 from mlopsbench.result import EVIDENCE_KEYS, RunRequest, RunResult
 from mlopsbench.toolkit.options import positive_float_option, thread_env
-from mlopsbench.toolkit.record import RunRecorder
+from mlopsbench.toolkit.record import RunRecorder, non_empty_dir
 from mlopsbench.toolkit.registry import get_tool
 from mlopsbench.toolkit.sweep import sweep_record
 from mlopsbench.tools.prefect import adapter, launch
@@ -206,7 +206,7 @@ def recorded_evidence(record: FlowRunRecord, result: RunResult) -> dict[str, boo
         "per_epoch_metrics": adapter.history_recorded(record, result, EVALUATE_TASK),
         "final_metrics": "accuracy" in (evaluation.get("metrics") or {})
         and bool(record.artifacts_of("markdown")),
-        "model_artifact": adapter.non_empty_dir(best.get("model_dir")),
+        "model_artifact": non_empty_dir(best.get("model_dir")),
         "plots": any(a.get("png") for a in record.artifacts_of("image")),
         "lineage": bool(data.get("source"))
         and bool(data.get("digest"))
