@@ -7,6 +7,7 @@ Metaflow caches in /tmp/metaflow_client, KFP and HTTP logging leave folders in $
 from __future__ import annotations
 
 import os
+import signal
 import site
 import sys
 import tempfile
@@ -146,3 +147,17 @@ def fail_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
             monkeypatch.setenv(FAIL_ONCE_ENV, str(folder / "failed-once"))
 
     yield fail
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C and a closed terminal stop a CLI we start, whatever started the tests: a
+    background job (``cmd &`` without job control) or ``nohup`` ignore SIGINT/SIGHUP, children
+    inherit that, and the CLI rightly keeps an ignored signal ignored."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+@pytest.fixture
+def as_in_a_terminal() -> Callable[[], None]:
+    """A ``preexec_fn`` for a CLI that a test stops with SIGINT or SIGHUP."""
+    return _as_in_a_terminal

@@ -67,9 +67,12 @@ def spawn(
 
 def wait_healthy(proc: ManagedProcess, path: str, timeout_s: float) -> float:
     """Poll ``url + path`` until it answers 200 (returns the seconds it took); stop the server
-    and raise a one-line ServerError if it dies or never does."""
+    and raise a one-line ServerError if it dies or never does. Ctrl-C or SIGTERM while waiting
+    stops the server too: it is not yet in anybody's ``running`` block."""
     started = time.perf_counter()
-    if wait_until(lambda: http_ok(proc.url + path), timeout_s, alive=proc.alive):
+    with stopped_on_interrupt(proc):
+        healthy = wait_until(lambda: http_ok(proc.url + path), timeout_s, alive=proc.alive)
+    if healthy:
         return time.perf_counter() - started
     if not proc.alive():
         reason = proc.log_reason()
@@ -80,6 +83,18 @@ def wait_healthy(proc: ManagedProcess, path: str, timeout_s: float) -> float:
         )
     stop(proc)
     raise ServerError(f"{proc.name} not healthy after {timeout_s:.0f} s (log: {proc.log_path})")
+
+
+@contextlib.contextmanager
+def stopped_on_interrupt(proc: ManagedProcess, timeout_s: float = 10.0) -> Iterator[None]:
+    """A server still starting is stopped (whole group) when Ctrl-C, SIGTERM or SIGHUP ends the
+    block, then the interrupt goes on: nothing is left running behind an interrupted start."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        with signals_ignored():
+            stop(proc, timeout_s)
+        raise
 
 
 def stop(proc: ManagedProcess, timeout_s: float = 10.0) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from mlopsbench.errors import ConfigError, ServerError
 from mlopsbench.support.logs import last_line
 from mlopsbench.support.net import LOCALHOST, check_free, free_port, wait_until
-from mlopsbench.support.processes import ManagedProcess, spawn, stop_group
+from mlopsbench.support.processes import ManagedProcess, spawn, stop_group, stopped_on_interrupt
 
 READY_TIMEOUT_S = 30.0
 CONFIG_FILE = "redis.conf"
@@ -84,7 +84,9 @@ def start(settings: RedisSettings, timeout_s: float = READY_TIMEOUT_S) -> Redis:
         "Redis", [executable, str(config)], f"redis://{LOCALHOST}:{port}", settings.log_path,
         {k: v for k, v in os.environ.items() if k in ("PATH", "TZ")}, cwd=root,
     )  # fmt: skip
-    if not wait_until(lambda: ping(port, password), timeout_s, alive=proc.alive, poll_s=0.1):
+    with stopped_on_interrupt(proc, timeout_s=5.0):
+        ready = wait_until(lambda: ping(port, password), timeout_s, alive=proc.alive, poll_s=0.1)
+    if not ready:
         alive = proc.alive()
         stop_group(proc.process.pid, leader=proc.process, timeout_s=5.0)
         reason = last_line(_read(settings.log_path)) or "no output"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -117,12 +118,15 @@ def _signal_and_check(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
-def test_cli_stops_every_process_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+def test_cli_stops_every_process_on_signal(
+    tmp_path: Path, sig: signal.Signals, as_in_a_terminal: Callable[[], None]
+) -> None:
     out = tmp_path / "cli.out"
     with out.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", _FAKE_SERVER, str(_free_port()), str(tmp_path / "home")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=as_in_a_terminal,  # SIGHUP as a closed terminal sends it
         )  # fmt: skip
     descendants: list[psutil.Process] = []
     try:
@@ -134,8 +138,18 @@ def test_cli_stops_every_process_on_signal(tmp_path: Path, sig: signal.Signals) 
         _kill_leftovers(proc, descendants)
 
 
+@pytest.fixture
+def default_stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP at their defaults, as in a terminal (under ``nohup`` SIGHUP is
+    ignored, and start() rightly keeps an ignored signal ignored); the old handlers after."""
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in STOP_SIGNALS}
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 def test_start_restores_the_signal_handlers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_stop_signals: None
 ) -> None:
     """start() turns SIGTERM/SIGHUP into SystemExit until stop(), then puts the old ones back."""
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -55,10 +56,17 @@ _FAKE_SERVER = textwrap.dedent(
 )
 
 
-def _cli(args: list[str], out: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def _cli(
+    args: list[str], out: Path, cwd: Path, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
     with out.open("wb") as log:
         return subprocess.Popen(
-            args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            args,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=preexec_fn,
         )
 
 
@@ -110,10 +118,12 @@ def _stop_and_check(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
-def test_cli_stops_the_whole_group_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+def test_cli_stops_the_whole_group_on_signal(
+    tmp_path: Path, sig: signal.Signals, as_in_a_terminal: Callable[[], None]
+) -> None:
     out = tmp_path / "cli.out"
     args = [sys.executable, "-c", _FAKE_SERVER, str(free_port()), str(tmp_path / "home")]
-    proc = _cli(args, out, tmp_path)
+    proc = _cli(args, out, tmp_path, preexec_fn=as_in_a_terminal)
     _wait_for_line(proc, out, READY_LINE, timeout_s=120)
     time.sleep(0.5)  # the stand-in's own child is up
     _stop_and_check(proc, sig, out, expect_members=2)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,9 @@ from mlopsbench.tools.mlflow import server
 START_TIMEOUT_S = 180.0
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def _cli(
+    *args: str, cwd: Path, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mlopsbench", *args],
         cwd=cwd,
@@ -36,6 +39,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # our own signals only reach it when we send them
+        preexec_fn=preexec_fn,
     )
 
 
@@ -133,7 +137,10 @@ def test_tracking_server_logs_over_http_and_stops_on_sigterm(tmp_path: Path) -> 
 @pytest.mark.slow
 @pytest.mark.capability("mlflow", "mlflow_registry")
 def test_serve_champion_over_rest_matches_in_process(
-    passed_run: RunResult, store: Store, tmp_path: Path
+    passed_run: RunResult,
+    store: Store,
+    tmp_path: Path,
+    as_in_a_terminal: Callable[[], None],
 ) -> None:
     from mlopsbench.usecases.digits.evaluate import predict
     from mlopsbench.usecases.digits.storage import load_model
@@ -151,6 +158,7 @@ def test_serve_champion_over_rest_matches_in_process(
         "--out",
         str(tmp_path),
         cwd=tmp_path,
+        preexec_fn=as_in_a_terminal,  # stopped with SIGINT below
     )
     url = f"http://127.0.0.1:{port}"
     try:
