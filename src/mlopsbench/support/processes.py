@@ -61,8 +61,17 @@ def spawn(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_interruptible,
         )
     return ManagedProcess(name, process, url, log_path)
+
+
+def _interruptible() -> None:
+    """In the server's process, before it runs: SIGINT at its default again. Started from a
+    background job or ``nohup``, we inherit SIGINT ignored, and so would the server; servers
+    that stop their own workers with SIGINT (``dagster dev`` does) then wait for workers that
+    never stop. The server has its own session: no terminal's Ctrl-C reaches it anyway."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_healthy(proc: ManagedProcess, path: str, timeout_s: float) -> float:
