@@ -74,23 +74,26 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def wait_healthy(proc: ManagedProcess, path: str, timeout_s: float) -> float:
+def wait_healthy(
+    proc: ManagedProcess, path: str, timeout_s: float, stop_timeout_s: float = 10.0
+) -> float:
     """Poll ``url + path`` until it answers 200 (returns the seconds it took); stop the server
     and raise a one-line ServerError if it dies or never does. Ctrl-C or SIGTERM while waiting
-    stops the server too: it is not yet in anybody's ``running`` block."""
+    stops the server too: it is not yet in anybody's ``running`` block. ``stop_timeout_s``: how
+    long a server that is stopped gets to exit cleanly before SIGKILL."""
     started = time.perf_counter()
-    with stopped_on_interrupt(proc):
+    with stopped_on_interrupt(proc, stop_timeout_s):
         healthy = wait_until(lambda: http_ok(proc.url + path), timeout_s, alive=proc.alive)
     if healthy:
         return time.perf_counter() - started
     if not proc.alive():
         reason = proc.log_reason()
-        stop(proc)
+        stop(proc, stop_timeout_s)
         raise ServerError(
             f"{proc.name} exited with code {proc.process.returncode} before it was healthy"
             + (f": {reason}" if reason else f" (log: {proc.log_path})")
         )
-    stop(proc)
+    stop(proc, stop_timeout_s)
     raise ServerError(f"{proc.name} not healthy after {timeout_s:.0f} s (log: {proc.log_path})")
 
 

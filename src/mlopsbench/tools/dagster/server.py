@@ -47,11 +47,8 @@ def start_dev(
     ]
     url = f"http://{host}:{port}"
     proc = spawn("dagster dev", args, url, home / "logs" / LOG_FILE, _env(home), cwd=home)
-    try:
-        wait_healthy(proc, HEALTH_PATH, timeout_s)
-    except BaseException:  # also Ctrl-C or SIGTERM while waiting: leave nothing running
-        stop_dev(proc)
-        raise
+    # A failed or interrupted start stops the group with Dagster's clean-shutdown time.
+    wait_healthy(proc, HEALTH_PATH, timeout_s, stop_timeout_s=STOP_TIMEOUT_S)
     return proc
 
 
